@@ -1,0 +1,1 @@
+"""encoderflow stages: pure logic, importable and testable without Prefect."""

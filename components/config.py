@@ -1,0 +1,193 @@
+"""params.yaml -> frozen, typed dataclasses: the one configuration source.
+
+One section per stage (same name as the dvc.yaml stage, the Prefect task and
+the MLflow run), plus `project` (seed, tracking) and `model` (the encoder
+architecture, shared by pretrain and finetune). Bounds live in field metadata
+and are checked by `config_parse`, which names the key path on any error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from components.config_parse import apply_override, parse_dataclass
+from components.errors import ConfigError
+
+
+def _f(default, **bounds):
+    """A dataclass field with numeric bounds, e.g. `_f(1e-3, gt=0)`."""
+    return field(default=default, metadata=bounds)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    seed: int = _f(42, ge=0)
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str = "encoderflow"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    source: str = "sample:rotten_tomatoes"
+    text_column: str = "text"
+    label_column: str = "label"
+    # Allowed label names; empty means "whatever the labelled data holds".
+    labels: tuple[str, ...] = ()
+    val_fraction: float = _f(0.1, ge=0, lt=1)
+    test_fraction: float = _f(0.1, ge=0, lt=1)
+    # Fail (not just drop) when this share of rows is empty or duplicated.
+    max_empty_fraction: float = _f(0.05, ge=0, le=1)
+    max_duplicate_fraction: float = _f(0.2, ge=0, le=1)
+    max_text_chars: int = _f(1_000_000, gt=0)
+    allow_outside_project: bool = False
+    cache_dir: str = ".cache/encoderflow"
+    retries: int = _f(2, ge=0)
+
+    def __post_init__(self):
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError("ingest.val_fraction + ingest.test_fraction: expected a sum < 1, "
+                              f"got {self.val_fraction + self.test_fraction}")
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    min_text_chars: int = _f(1, ge=0)
+    max_text_chars: int = _f(5000, gt=0)
+    # Largest allowed share of the majority class in train (critical).
+    max_majority_fraction: float = _f(0.9, gt=0, le=1)
+    # Largest share of non-printable / U+FFFD characters over all text (critical).
+    max_bad_char_fraction: float = _f(0.001, ge=0, le=1)
+    # Length outliers beyond the bounds are a warning up to this share, then critical.
+    max_length_outlier_fraction: float = _f(0.01, ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    model: Literal["wordpiece", "bpe", "unigram"] = "wordpiece"
+    vocab_size: int = _f(8000, ge=100)
+    min_frequency: int = _f(2, ge=1)
+    lowercase: bool = True
+    max_length: int = _f(128, ge=8)
+    batch_size: int = _f(1000, ge=1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: Literal["transformer", "lstm", "cnn"] = "transformer"
+    hidden_size: int = _f(256, ge=8)
+    num_layers: int = _f(4, ge=1)
+    num_heads: int = _f(4, ge=1)
+    ffn_size: int = _f(1024, ge=8)
+    bias: bool = False
+    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    max_length: int = _f(128, ge=8)
+    pooling: Literal["cls", "mean", "max"] = "mean"
+    kernel_sizes: tuple[int, ...] = (3, 5, 7)
+
+    def __post_init__(self):
+        if self.family == "transformer" and self.hidden_size % self.num_heads:
+            raise ConfigError(f"model.num_heads: expected a divisor of model.hidden_size "
+                              f"({self.hidden_size}), got {self.num_heads}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    max_steps: int = _f(2000, ge=1)
+    max_minutes: float = _f(8.0, gt=0)
+    batch_size: int = _f(32, ge=1)
+    seq_len: int = _f(128, ge=8)
+    grad_accum: int = _f(1, ge=1)
+    lr: float = _f(1e-3, gt=0)
+    beta2: float = _f(0.98, gt=0, lt=1)
+    weight_decay: float = _f(0.01, ge=0)
+    warmup_fraction: float = _f(0.06, ge=0, lt=1)
+    schedule: Literal["linear", "cosine"] = "linear"
+    mask_rate: float = _f(0.15, gt=0, lt=1)
+    grad_clip: float = _f(1.0, ge=0)
+    dropout: float = _f(0.0, ge=0, lt=1)
+    precision: Literal["auto", "32", "bf16-mixed"] = "auto"
+    checkpoint_every: int = _f(200, ge=1)
+    val_every: int = _f(200, ge=1)
+    patience: int = _f(5, ge=1)
+    accelerator: str = "cpu"
+    devices: int = _f(1, ge=1)
+    strategy: str = "auto"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    # "pretrained" (models/pretrained), "random", or a local HF checkpoint folder.
+    init: str = "pretrained"
+    max_epochs: int = _f(4, ge=1)
+    batch_size: int = _f(32, ge=1)
+    lr: float = _f(3e-4, gt=0)
+    weight_decay: float = _f(0.01, ge=0)
+    warmup_fraction: float = _f(0.1, ge=0, lt=1)
+    dropout: float = _f(0.1, ge=0, lt=1)
+    freeze_layers: int = _f(0, ge=0)
+    layer_lr_decay: float = _f(1.0, gt=0, le=1)
+    class_weights: bool = False
+    patience: int = _f(2, ge=1)
+    precision: Literal["auto", "32", "bf16-mixed"] = "auto"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap_samples: int = _f(1000, ge=10)
+    ece_bins: int = _f(10, ge=2)
+    random_init_baseline: bool = True
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    model_name: str = "encoderflow"
+    min_gain: float = _f(0.005, ge=0, le=1)
+    floor_accuracy: float = _f(0.0, ge=0, le=1)
+    floor_vs_tfidf: bool = True
+
+
+@dataclass(frozen=True)
+class Params:
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+
+
+def parse_params(raw: dict | None, where: str = "params.yaml") -> Params:
+    """Parse a params mapping; errors are prefixed with `where`."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return parse_dataclass(Params, raw)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read `path`, apply `section.key=value` overrides, parse strictly."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{line} invalid YAML ({getattr(e, 'problem', e)})") from None
+    raw = raw or {}
+    for item in overrides:
+        apply_override(raw, item)
+    return parse_params(raw, str(path))

@@ -1,0 +1,76 @@
+"""Where each stage reads and writes, relative to a project root.
+
+These are the data contracts of ARCHITECTURE.md; dvc.yaml lists the same
+paths (a test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+ALL_SPLITS = SPLITS + ("unlabeled",)
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path = ".") -> "Paths":
+        return cls(Path(root).resolve())
+
+    # ingest
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / "prepared"
+
+    def split(self, name: str) -> Path:
+        return self.prepared / f"{name}.parquet"
+
+    @property
+    def labels(self) -> Path:
+        return self.prepared / "labels.json"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    # validate
+    @property
+    def data_docs(self) -> Path:
+        return self.reports / "data_docs"
+
+    # tokenize
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.root / "models" / "tokenizer"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.tokenizer_dir / "tokenizer.json"
+
+    @property
+    def tokenized(self) -> Path:
+        return self.root / "data" / "tokenized"
+
+    # model stages
+    @property
+    def pretrained(self) -> Path:
+        return self.root / "models" / "pretrained"
+
+    @property
+    def finetuned(self) -> Path:
+        return self.root / "models" / "finetuned"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.reports / "plots"
+
+    def report(self, name: str) -> Path:
+        return self.reports / f"{name}.json"
