@@ -1,0 +1,99 @@
+"""The ingest stage: a source URI -> data/prepared/{train,val,test,unlabeled}.parquet.
+
+    encoderflow stage ingest                       # sample:rotten_tomatoes
+    encoderflow stage ingest --set ingest.source=file:data/raw/*.csv
+
+Reading lives in `sources` / `readers` / `sample`, cleaning and splitting in
+`prepare`; this module writes the outputs. Everything is built in memory and
+written atomically (the old data/prepared stays until the new one is complete),
+with rows sorted by id so a rerun on the same input is byte-identical.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.atomic import atomic_dir, write_json
+from components.config import IngestConfig, Params
+from components.paths import Paths
+from components.prepare import Prepared, prepare
+from components.readers import Chunk
+
+STAGE = "ingest"
+
+
+def _tables(prep: Prepared) -> dict:
+    """Arrow tables of the data contract: id, text, label (int64), label_name; unlabeled: id, text."""
+    import pyarrow as pa
+
+    labelled = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.int64()),
+                          ("label_name", pa.string())])
+    tables = {}
+    for split, rows in prep.splits.items():
+        ids, texts, label_ids = (list(col) for col in zip(*rows)) if rows else ([], [], [])
+        names = [prep.labels[i] for i in label_ids]
+        tables[split] = pa.table([ids, texts, label_ids, names], schema=labelled)
+    ids, texts = (list(col) for col in zip(*prep.unlabeled)) if prep.unlabeled else ([], [])
+    tables["unlabeled"] = pa.table([ids, texts], schema=pa.schema([("id", pa.string()),
+                                                                  ("text", pa.string())]))
+    return tables
+
+
+def write(prep: Prepared, paths: Paths) -> None:
+    """data/prepared/* (one atomic folder swap), then reports/ingest.json."""
+    import pyarrow.parquet as pq
+
+    tables = _tables(prep)
+    with atomic_dir(paths.prepared) as tmp:
+        for split, table in tables.items():
+            pq.write_table(table, Path(tmp) / f"{split}.parquet")
+        write_json(Path(tmp) / "labels.json", {"labels": prep.labels})
+    write_json(paths.report(STAGE), prep.report)
+
+
+def ingest_chunks(chunks: list[Chunk], cfg: IngestConfig, paths: Paths, source: str) -> dict:
+    """Prepare and write already-read chunks; returns the stage summary."""
+    prep = prepare(chunks, cfg, source)
+    write(prep, paths)
+    rep = prep.report
+    return {**rep["splits"], "labels": len(prep.labels), "duplicates_dropped": rep["duplicates_dropped"],
+            "empty_dropped": rep["empty_dropped"]}
+
+
+def ingest(cfg: IngestConfig, paths: Paths) -> dict:
+    """Read `cfg.source`, prepare, write; returns counts per split (no MLflow)."""
+    from components.sources import read_source
+
+    chunks, source = read_source(cfg, paths.root)
+    return ingest_chunks(chunks, cfg, paths, source)
+
+
+def run(cfg: Params, paths: Paths) -> dict:
+    """The stage entry point: `ingest` under its MLflow run (or the driver's, if open)."""
+    import mlflow
+
+    from components.tracking import stage_run
+
+    if mlflow.active_run() is not None:  # a driver already opened this stage's run
+        summary = ingest(cfg.ingest, paths)
+        _log_mlflow(mlflow.active_run(), paths)
+    else:
+        with stage_run(cfg, STAGE, paths.root, sections=("project", "ingest")) as mlrun:
+            summary = ingest(cfg.ingest, paths)
+            _log_mlflow(mlrun, paths)
+    return summary
+
+
+def _log_mlflow(mlrun, paths: Paths) -> None:
+    import json
+
+    import mlflow
+
+    report = json.loads(paths.report(STAGE).read_text(encoding="utf-8"))
+    metrics = {f"rows.{split}": n for split, n in report["splits"].items()}
+    metrics.update({key: report[key] for key in ("rows_read", "empty_dropped", "duplicates_dropped",
+                                                 "label_conflicts", "empty_fraction",
+                                                 "duplicate_fraction")})
+    mlflow.log_metrics(metrics, run_id=mlrun.info.run_id)
+    mlflow.log_artifact(str(paths.report(STAGE)), run_id=mlrun.info.run_id)
+    mlflow.log_artifact(str(paths.labels), run_id=mlrun.info.run_id)

