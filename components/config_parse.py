@@ -63,7 +63,10 @@ def _coerce(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) -> A
             raise bad()
         return parse_dataclass(tp, value, path)
     if origin is Literal:
-        if value not in get_args(tp):
+        choices = get_args(tp)
+        if value not in choices and not isinstance(value, bool) and str(value) in choices:
+            value = str(value)  # `precision: 32` means the choice "32"
+        if value not in choices:
             raise bad()
         return value
     if origin is tuple:
