@@ -1,0 +1,306 @@
+"""The text encoder: one plain nn.Module, three families (nanoGPT-style, one file).
+
+    cfg = EncoderConfig.from_params(params.model, vocab_size=8000)
+    enc = build_encoder(cfg)
+    states, pooled = enc(input_ids, attention_mask)   # [B, T, H], [B, H]
+
+Families (`cfg.family`):
+- transformer: pre-LayerNorm blocks, fused QKV + F.scaled_dot_product_attention,
+  positions learned | sinusoidal | rotary, final LayerNorm; the MLM head ties its
+  output projection to the input embedding.
+- lstm / cnn: see families.py (bidirectional LSTM; multi-width 1-D convolutions).
+
+Invariant shared by all families: outputs at real positions never depend on
+padding positions (attention masks keys, LSTM packs, CNN zeroes pads before each
+conv), and pooling only reads real positions. Masks are right-padded (a prefix
+of True per row); every row must hold at least one real token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from components.errors import ConfigError
+
+if TYPE_CHECKING:
+    from components.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything needed to rebuild the module; saved as config.json."""
+
+    family: str
+    vocab_size: int
+    pad_id: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    ffn_size: int
+    bias: bool
+    positions: str
+    max_length: int
+    pooling: str
+    kernel_sizes: tuple[int, ...]
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
+        checks = [
+            (self.family in ("transformer", "lstm", "cnn"), "family", "transformer | lstm | cnn"),
+            (self.pooling in ("cls", "mean", "max"), "pooling", "cls | mean | max"),
+            (self.positions in ("learned", "sinusoidal", "rotary"), "positions",
+             "learned | sinusoidal | rotary"),
+            (0 <= self.pad_id < self.vocab_size, "pad_id", f"an id below vocab_size {self.vocab_size}"),
+            (0 <= self.dropout < 1, "dropout", "a value in [0, 1)"),
+        ]
+        if self.family == "transformer":
+            checks.append((self.hidden_size % self.num_heads == 0, "num_heads",
+                           f"a divisor of hidden_size ({self.hidden_size})"))
+            if self.positions == "rotary":
+                checks.append(((self.hidden_size // self.num_heads) % 2 == 0, "num_heads",
+                               "an even head size (hidden_size / num_heads) for rotary positions"))
+        if self.family == "lstm":
+            checks.append((self.hidden_size % 2 == 0, "hidden_size", "an even size (two directions)"))
+        if self.family == "cnn":
+            checks.append((len(self.kernel_sizes) > 0 and all(k % 2 == 1 and k > 0 for k in self.kernel_sizes),
+                           "kernel_sizes", "a non-empty list of odd sizes"))
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"model.{key}: expected {expected}, got {getattr(self, key)!r}")
+
+    @classmethod
+    def from_params(cls, model_cfg: "ModelConfig", vocab_size: int, pad_id: int = 0,
+                    dropout: float = 0.0) -> "EncoderConfig":
+        names = {f.name for f in fields(cls)} - {"vocab_size", "pad_id", "dropout"}
+        kwargs = {name: getattr(model_cfg, name) for name in names}
+        return cls(vocab_size=vocab_size, pad_id=pad_id, dropout=dropout, **kwargs)
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
+    """Fixed sin/cos position table [length, dim] (Vaswani et al.).
+
+    >>> sinusoidal_table(4, 6).shape
+    torch.Size([4, 6])
+    """
+    pos = torch.arange(length, dtype=torch.float32)[:, None]  # [L, 1]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table
+
+
+def rotary_tables(length: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin tables [length, head_dim/2] for rotary position embeddings."""
+    inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]  # [L, D/2]
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x1, x2) of x [B, nh, T, D] by position angles [T, D/2]."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # [B, nh, T, D/2] each
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # [B, nh, T, D/2, 2]
+    return out.flatten(-2).type_as(x)
+
+
+class Embeddings(nn.Module):
+    """Token (+ learned or sinusoidal position) embeddings: layer group 0."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_id)
+        self.pos = nn.Embedding(cfg.max_length, cfg.hidden_size) if cfg.positions == "learned" else None
+        if cfg.positions == "sinusoidal":
+            self.register_buffer("table", sinusoidal_table(cfg.max_length, cfg.hidden_size), persistent=False)
+        else:
+            self.table = None
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        x = self.tok(input_ids)  # [B, T, H]
+        if self.pos is not None:
+            x = x + self.pos.weight[:T]  # [T, H] broadcast
+        elif self.table is not None:
+            x = x + self.table[:T].to(x.dtype)
+        return self.drop(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.nh, self.hd = cfg.num_heads, cfg.hidden_size // cfg.num_heads
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=cfg.bias)  # fused QKV
+        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.bias)
+        self.p = cfg.dropout
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, key_mask, rope=None):
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).split(H, dim=2)  # 3 x [B, T, H]
+        q, k, v = (t.view(B, T, self.nh, self.hd).transpose(1, 2) for t in (q, k, v))  # [B, nh, T, hd]
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        # key_mask [B, 1, 1, T]: True = may attend; pads are never attended to.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask,
+                                           dropout_p=self.p if self.training else 0.0)  # [B, nh, T, hd]
+        y = y.transpose(1, 2).reshape(B, T, H)
+        return self.drop(self.proj(y))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(ln(x)); x + mlp(ln(x))."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.hidden_size, bias=cfg.bias)
+        self.attn = SelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.hidden_size, bias=cfg.bias)
+        self.fc = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.ffn_size, cfg.hidden_size, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, key_mask, rope=None):
+        x = x + self.attn(self.ln1(x), key_mask, rope)
+        return x + self.drop(self.proj(F.gelu(self.fc(self.ln2(x)))))  # [B, T, H]
+
+
+class TransformerBody(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.embeddings = Embeddings(cfg)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.ln_f = nn.LayerNorm(cfg.hidden_size, bias=cfg.bias)
+        if cfg.positions == "rotary":
+            cos, sin = rotary_tables(cfg.max_length, cfg.hidden_size // cfg.num_heads)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        else:
+            self.rope_cos = self.rope_sin = None
+        self._init(cfg)
+
+    def _init(self, cfg: EncoderConfig):
+        # Linear: N(0, 0.02); residual outputs scaled by 1/sqrt(2L) (GPT-2) so the residual
+        # stream does not grow with depth. Token embedding: N(0, 1/sqrt(H)) ("scaled"): with the
+        # tied MLM decoder, unit-variance final states then give unit-variance logits.
+        for name, p in self.named_parameters():
+            if p.dim() < 2:
+                continue
+            std = 0.02
+            if name.endswith("proj.weight"):
+                std = 0.02 / math.sqrt(2 * cfg.num_layers)
+            elif name == "embeddings.tok.weight":
+                std = cfg.hidden_size ** -0.5
+            nn.init.normal_(p, 0.0, std)
+            if name == "embeddings.tok.weight":
+                with torch.no_grad():
+                    p[cfg.pad_id].zero_()
+        for name, p in self.named_parameters():
+            if p.dim() == 1 and "ln" not in name:
+                nn.init.zeros_(p)  # Linear biases
+
+    def forward(self, input_ids, attention_mask):
+        T = input_ids.shape[1]
+        key_mask = attention_mask[:, None, None, :]  # [B, 1, 1, T]
+        rope = (self.rope_cos[:T], self.rope_sin[:T]) if self.rope_cos is not None else None
+        x = self.embeddings(input_ids)  # [B, T, H]
+        for block in self.blocks:
+            x = block(x, key_mask, rope)
+        return self.ln_f(x)  # [B, T, H]
+
+    def layer_groups(self) -> list[nn.Module]:
+        groups: list[nn.Module] = [self.embeddings, *self.blocks]
+        groups[-1] = nn.ModuleList([self.blocks[-1], self.ln_f])  # top group owns the final norm
+        return groups
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Sentence vector [B, H] from states [B, T, H] over real positions (mask [B, T])."""
+    if how == "cls":
+        return states[:, 0]
+    m = mask[:, :, None]  # [B, T, 1]
+    if how == "mean":
+        return (states * m).sum(1) / m.sum(1).clamp(min=1).to(states.dtype)
+    return states.masked_fill(~m, float("-inf")).amax(1).nan_to_num(0.0, neginf=0.0)
+
+
+class Encoder(nn.Module):
+    """(input_ids [B, T], attention_mask [B, T]) -> (states [B, T, H], pooled [B, H])."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.family == "transformer":
+            self.body = TransformerBody(cfg)
+        else:
+            from components.model.families import CNNBody, LSTMBody
+
+            self.body = LSTMBody(cfg) if cfg.family == "lstm" else CNNBody(cfg)
+
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Per-token states [B, T, H] (no pooling; what the MLM head reads)."""
+        if self.cfg.family == "transformer" and input_ids.shape[1] > self.cfg.max_length:
+            raise ValueError(f"sequence length {input_ids.shape[1]} > model max_length {self.cfg.max_length}")
+        return self.body(input_ids, attention_mask.bool())
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        states = self.token_states(input_ids, attention_mask)  # [B, T, H]
+        return states, pool(states, attention_mask.bool(), self.cfg.pooling)  # [B, H]
+
+    def layer_groups(self) -> list[nn.Module]:
+        """Bottom (embeddings) to top: num_layers + 1 groups; the last owns the final norm."""
+        return self.body.layer_groups()
+
+    @property
+    def output_size(self) -> int:
+        return self.cfg.hidden_size
+
+    @property
+    def input_embedding(self) -> nn.Embedding:
+        return self.body.embeddings.tok
+
+
+def build_encoder(cfg: EncoderConfig) -> Encoder:
+    return Encoder(cfg)
+
+
+class MLMHead(nn.Module):
+    """Hidden states at masked positions [N, H] -> vocab logits [N, V] (used by lit_mlm only).
+
+    transform (dense + GELU + LayerNorm), then a decoder tied to the input embedding for
+    the transformer family; lstm / cnn get their own projection.
+    """
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        cfg = encoder.cfg
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.ln = nn.LayerNorm(cfg.hidden_size)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.tied = cfg.family == "transformer"
+        # Tied: keep a reference outside the module tree so the weight is not registered twice.
+        self._embedding = [encoder.input_embedding] if self.tied else None
+        self.decoder = None if self.tied else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        nn.init.normal_(self.dense.weight, 0.0, 0.02)
+        nn.init.zeros_(self.dense.bias)
+        if self.decoder is not None:
+            nn.init.normal_(self.decoder.weight, 0.0, cfg.hidden_size ** -0.5)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.ln(F.gelu(self.dense(h)))  # [N, H]
+        weight = self._embedding[0].weight if self.tied else self.decoder.weight  # [V, H]
+        return F.linear(h, weight, self.bias)  # [N, V]

@@ -1,0 +1,132 @@
+"""LightningModule for masked-language-model pretraining: loss, optimizer, schedule, logging.
+
+The encoder stays a plain nn.Module (encoder.py); this module owns the MLM head, the
+sparse loss, AdamW + warmup/decay, and the per-step curve (step, loss, lr) that is kept
+inside checkpoints so a resumed run still reports its whole history.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from components.model.data import IGNORE
+from components.model.encoder import EncoderConfig, MLMHead, build_encoder
+
+
+def lr_lambda(max_steps: int, warmup_fraction: float, schedule: str):
+    """Multiplier of the peak lr at optimizer step s: linear warmup, then linear/cosine to 0.
+
+    >>> f = lr_lambda(10, 0.2, "linear"); [round(f(s), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 0.5, 0.0]
+    """
+    warmup = round(warmup_fraction * max_steps)
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
+        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
+    """AdamW groups: decay matrices / conv kernels; never norms, biases or embeddings."""
+    no_decay_ids = set()
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, (nn.Embedding, nn.LayerNorm)):
+                no_decay_ids.update(id(p) for p in m.parameters(recurse=False))
+    decay, no_decay, seen = [], [], set()
+    for module in modules:
+        for p in module.parameters():
+            if id(p) in seen or not p.requires_grad:
+                continue
+            seen.add(id(p))
+            (no_decay if p.dim() < 2 or id(p) in no_decay_ids else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class LitMLM(pl.LightningModule):
+    def __init__(self, enc_cfg: EncoderConfig, lr: float, beta2: float, weight_decay: float,
+                 max_steps: int, warmup_fraction: float, schedule: str, seed: int = 0):
+        super().__init__()
+        self.encoder = build_encoder(enc_cfg)
+        self.head = MLMHead(self.encoder)
+        self.opt = dict(lr=lr, beta2=beta2, weight_decay=weight_decay, max_steps=max_steps,
+                        warmup_fraction=warmup_fraction, schedule=schedule)
+        self.seed = seed
+        self.tokens_seen = 0  # real (non-pad) tokens consumed; restored from checkpoints
+        self.tokens_at_start = 0  # tokens_seen when this process started (resume point)
+        self.curve: list[list[float]] = []  # [step, loss, lr] per optimizer step
+        self._micro: list[float] = []
+        self._tokens_since = 0
+        self._t_last = None
+
+    def mlm_loss(self, batch: dict) -> torch.Tensor:
+        labels = batch["labels"]  # [B, T], IGNORE where no loss
+        states = self.encoder.token_states(batch["input_ids"], batch["attention_mask"])  # [B, T, H]
+        sel = labels != IGNORE  # [B, T]
+        logits = self.head(states[sel])  # sparse: only masked positions [N, V]
+        return F.cross_entropy(logits.float(), labels[sel])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # Reseed per global micro-batch so a resumed run draws the same dropout masks as an
+        # unbroken one (Lightning does not checkpoint the torch RNG).
+        accum = self.trainer.accumulate_grad_batches
+        micro = (self.trainer.global_step * accum + batch_idx % accum) * self.trainer.world_size \
+            + self.trainer.global_rank
+        torch.manual_seed((self.seed * 1_000_003 + micro) % (2 ** 63))
+        loss = self.mlm_loss(batch)
+        tokens = int(batch["attention_mask"].sum())
+        self.tokens_seen += tokens
+        self._tokens_since += tokens
+        self._micro.append(float(loss.detach()))
+        self.log("train/loss", loss, on_step=True, prog_bar=True)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Runs once per optimizer step, after the last micro-batch's backward and before any
+        # callback's on_train_batch_end (so a checkpoint saved at this step includes its row).
+        step = self.trainer.global_step + 1
+        f = lr_lambda(self.opt["max_steps"], self.opt["warmup_fraction"], self.opt["schedule"])
+        lr = self.opt["lr"] * f(step - 1)  # the lr this step uses
+        loss = sum(self._micro) / max(1, len(self._micro))
+        self.curve.append([step, loss, lr])
+        now = time.perf_counter()
+        metrics = {"train/lr": lr, "train/tokens_seen": float(self.tokens_seen)}
+        if self._t_last is not None:
+            metrics["train/tokens_per_s"] = self._tokens_since / max(now - self._t_last, 1e-9)
+        self.log_dict(metrics, on_step=True, on_epoch=False)
+        self._t_last, self._tokens_since, self._micro = now, 0, []
+
+    def on_train_epoch_start(self) -> None:
+        self._t_last, self._tokens_since = None, 0
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss = self.mlm_loss(batch)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=int((batch["labels"] != IGNORE).sum()))
+
+    def on_validation_epoch_end(self) -> None:
+        self._t_last = None  # validation time does not count against training throughput
+
+    def configure_optimizers(self):
+        o = self.opt
+        groups = param_groups([self.encoder, self.head], o["weight_decay"])
+        opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(0.9, o["beta2"]), eps=1e-8)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(o["max_steps"], o["warmup_fraction"], o["schedule"]))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["mlm"] = {"tokens_seen": self.tokens_seen, "curve": self.curve}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("mlm", {})
+        self.tokens_seen = self.tokens_at_start = int(state.get("tokens_seen", 0))
+        self.curve = [list(row) for row in state.get("curve", [])]

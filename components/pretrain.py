@@ -1,0 +1,286 @@
+"""pretrain stage: masked-language-model pretraining of the encoder with Lightning.
+
+reads  data/tokenized (train + unlabeled for training, val for the MLM val loss only),
+       models/tokenizer/tokenizer.json
+writes models/pretrained/ (save_encoder), reports/pretrain.json, reports/pretrain_curve.csv
+
+Resuming: checkpoints live in checkpoints/pretrain/<key>, where <key> hashes every param
+that changes the result (model, pretrain except checkpoint_every, project.seed; so
+max_minutes too) plus the tokenizer and the tokenized data bytes. If <key>/last.ckpt exists the stage resumes from it
+(weights, optimizer, scheduler, step, data position, time used) and logs into the same
+MLflow run (its id is kept in <key>/mlflow_run_id). A finished run leaves <key>/done.json;
+running again with the same key re-exports without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from components.config import Params
+from components.errors import ConfigError, DataError
+from components.paths import Paths
+
+STAGE = "pretrain"
+SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+FINAL_LOSS_WINDOW = 20  # final train loss = mean over the last steps (one step is noisy)
+
+
+def resolve_precision(precision: str, accelerator: str = "cpu") -> str:
+    """"auto" -> "bf16-mixed" where the hardware has native bf16, else "32"; others pass through."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
+    cpu = torch.cpu
+    native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or \
+        getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16-mixed" if native else "32"
+
+
+def file_digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"{path.parent.name}/{path.name}".encode())  # split folder + file, not the project path
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def run_key(cfg: Params, paths: Paths) -> str:
+    """Checkpoint folder name: 16 hex of a hash of what determines the result."""
+    pre = dataclasses.asdict(cfg.pretrain)
+    pre.pop("checkpoint_every")
+    data = sorted(p for p in paths.tokenized.rglob("*") if p.is_file() and p.name != "state.json")
+    blob = json.dumps({"model": dataclasses.asdict(cfg.model), "pretrain": pre, "seed": cfg.project.seed,
+                       "tokenizer": file_digest([paths.tokenizer]), "data": file_digest(data)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def verify_checkpoint(path: Path) -> int:
+    """Load `path` safely (weights_only) and return its global step; one-line DataError if broken."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise KeyError("no state_dict")
+        return int(ckpt["global_step"])
+    except Exception as e:  # truncated zip, unpickling error, missing keys
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise DataError(f"{path}: corrupt or truncated checkpoint ({first}); delete {path.parent} "
+                        "to start pretraining over", stage=STAGE) from None
+
+
+def _atomic_checkpoint_io():
+    """Lightning's TorchCheckpointIO, but a kill mid-write never leaves a truncated file:
+    write `.<name>.tmp`, then rename over the target."""
+    import os
+
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.tmp")
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+
+    return AtomicCheckpointIO()
+
+
+def load_data(cfg: Params, paths: Paths):
+    """(tokenizer info, packed train blocks, packed val blocks)."""
+    import numpy as np
+
+    from components.model.data import pack, token_stream
+    from components.model.io import tokenizer_vocab_size
+
+    for need in (paths.tokenizer, paths.tokenized):
+        if not need.exists():
+            raise DataError(f"{need}: not found (run the tokenize stage first)", stage=STAGE)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(paths.tokenizer))
+    ids = {name: tok.token_to_id(name) for name in SPECIAL}
+    if None in ids.values():
+        missing = ", ".join(k for k, v in ids.items() if v is None)
+        raise DataError(f"{paths.tokenizer}: special tokens missing: {missing}", stage=STAGE)
+    specials = sorted(set(ids.values()) | {i for i, t in tok.get_added_tokens_decoder().items() if t.special})
+    p = cfg.pretrain
+    train = pack(token_stream(paths.tokenized, ("train", "unlabeled")), p.seq_len, ids["[PAD]"])
+    if len(train[0]) == 0:
+        raise DataError(f"{paths.tokenized}: train + unlabeled splits hold no tokens", stage=STAGE)
+    val_ids, val_mask = pack(token_stream(paths.tokenized, ("val",)), p.seq_len, ids["[PAD]"])
+    keep = np.random.default_rng(cfg.project.seed).permutation(len(val_ids))[:p.val_sequences]
+    val = (val_ids[np.sort(keep)], val_mask[np.sort(keep)])
+    info = {"vocab_size": tokenizer_vocab_size(paths.tokenizer), "pad_id": ids["[PAD]"],
+            "mask_id": ids["[MASK]"], "special_ids": specials}
+    return info, train, val
+
+
+def run(cfg: Params, paths: Paths) -> dict:
+    return train(cfg, paths)
+
+
+def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: dict | None = None) -> dict:
+    """The stage. `callbacks` / `trainer_overrides` (e.g. fast_dev_run) are for tests;
+    with overrides the run is a dev run: no checkpoints are kept and nothing resumes."""
+    import warnings
+    from datetime import timedelta
+
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    from components import tracking
+    from components.model.data import make_datamodule
+    from components.model.encoder import EncoderConfig
+    from components.model.lit_mlm import LitMLM
+
+    p, dev = cfg.pretrain, bool(trainer_overrides)
+    if cfg.model.family == "transformer" and p.seq_len > cfg.model.max_length:
+        raise ConfigError(f"pretrain.seq_len: expected <= model.max_length ({cfg.model.max_length}), got {p.seq_len}")
+    info, train_blocks, val_blocks = load_data(cfg, paths)
+    precision = resolve_precision(p.precision, p.accelerator)
+    enc_cfg = EncoderConfig.from_params(cfg.model, info["vocab_size"], info["pad_id"], dropout=p.dropout)
+    masking = {"rate": p.mask_rate, "mask_id": info["mask_id"], "special_ids": info["special_ids"],
+               "vocab_size": info["vocab_size"]}
+    ckpt_dir = paths.checkpoints / STAGE / run_key(cfg, paths)
+    last = ckpt_dir / "last.ckpt"
+    resume_step = verify_checkpoint(last) if last.is_file() and not dev else None
+    finished = resume_step is not None and (ckpt_dir / "done.json").is_file()
+    run_id = _stored_run_id(cfg, paths, ckpt_dir) if resume_step is not None else None
+
+    pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
+    model = LitMLM(enc_cfg, lr=p.lr, beta2=p.beta2, weight_decay=p.weight_decay, max_steps=p.max_steps,
+                   warmup_fraction=p.warmup_fraction, schedule=p.schedule, seed=cfg.project.seed)
+    n_params = sum(t.numel() for t in model.encoder.parameters())
+    dm = make_datamodule(train_blocks, val_blocks, p.batch_size, cfg.project.seed, masking, p.grad_accum)
+    has_val = len(val_blocks[0]) > 0
+
+    with tracking.stage_run(cfg, STAGE, paths.root, ("project", "model", "pretrain"), run_id=run_id) as run:
+        if not dev:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            (ckpt_dir / "mlflow_run_id").write_text(run.info.run_id)
+        t0 = time.perf_counter()
+        if finished:  # same key already trained to the end: reload, re-export
+            _load_weights(model, last)
+        else:
+            if resume_step is not None:
+                print(f"pretrain: resuming from {last} at step {resume_step}")
+            logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run.info.run_id,
+                                  tracking_uri=tracking.tracking_uri(cfg.project, paths.root), log_model=False)
+            cbs = list(callbacks) + ([] if dev else [ModelCheckpoint(
+                dirpath=ckpt_dir, every_n_train_steps=p.checkpoint_every, save_last=True, save_top_k=0,
+                enable_version_counter=False)])
+            if has_val:
+                cbs.append(EarlyStopping("val/loss", patience=p.patience, mode="min"))
+            kwargs = dict(
+                max_steps=p.max_steps, max_time=timedelta(minutes=p.max_minutes), accelerator=p.accelerator,
+                devices=p.devices, strategy=p.strategy, precision=precision, accumulate_grad_batches=p.grad_accum,
+                gradient_clip_val=p.grad_clip or None, val_check_interval=p.val_every * p.grad_accum,
+                check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
+                logger=logger, callbacks=cbs, deterministic="warn", log_every_n_steps=1,
+                enable_progress_bar=True, enable_model_summary=False, default_root_dir=str(ckpt_dir),
+                plugins=[_atomic_checkpoint_io()])
+            kwargs.update(trainer_overrides or {})
+            trainer = pl.Trainer(**kwargs)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*(does not have many workers|IterableDataset"
+                                        "|isinstance\\(treespec, LeafSpec\\)).*")
+                trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume_step is not None else None,
+                            weights_only=True)
+            if not dev:
+                trainer.save_checkpoint(last, weights_only=False)  # final state, for re-export
+            if trainer.global_rank != 0:  # multi-process strategies: rank 0 writes the outputs
+                return {}
+        wall = time.perf_counter() - t0
+        summary = _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run.info.run_id,
+                          wall, model.tokens_seen - model.tokens_at_start, finished)
+        if not dev:
+            from components.atomic import write_json
+            write_json(ckpt_dir / "done.json", summary)
+    return summary
+
+
+def _stored_run_id(cfg: Params, paths: Paths, ckpt_dir: Path) -> str | None:
+    """The MLflow run of an earlier attempt with the same key, if the store still has it."""
+    path = ckpt_dir / "mlflow_run_id"
+    if not path.is_file():
+        return None
+    import mlflow
+
+    from components import tracking
+
+    try:
+        mlflow.set_tracking_uri(tracking.tracking_uri(cfg.project, paths.root))
+        return mlflow.get_run(path.read_text().strip()).info.run_id
+    except Exception:  # deleted run or a different store: start a fresh run
+        return None
+
+
+def _load_weights(model, path: Path) -> None:
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["state_dict"])
+    model.on_load_checkpoint(ckpt)
+
+
+def _val_loss(model, val_blocks, masking, batch_size: int, seed: int) -> float | None:
+    import torch
+
+    from components.model.data import val_batches
+
+    batches = val_batches(*val_blocks, batch_size, seed, masking)
+    if not batches:
+        return None
+    model.cpu().eval()
+    with torch.no_grad():
+        losses = [float(model.mlm_loss(b)) for b in batches]
+    return sum(losses) / len(losses)
+
+
+def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id, wall, tokens, reused) -> dict:
+    """Export the encoder and write reports/pretrain.json + reports/pretrain_curve.csv."""
+    import mlflow
+
+    from components.atomic import atomic_dir, write_json, write_text
+    from components.model.io import save_encoder
+
+    curve = model.curve
+    tail = [row[1] for row in curve[-FINAL_LOSS_WINDOW:]]
+    summary = {
+        "steps": int(curve[-1][0]) if curve else 0,
+        "tokens_seen": int(model.tokens_seen),
+        "final_train_loss": round(sum(tail) / len(tail), 5) if tail else None,
+        "final_val_loss": _round(_val_loss(model, val_blocks, masking, cfg.pretrain.batch_size, cfg.project.seed)),
+        "tokens_per_s": round(tokens / wall, 1) if tokens and wall > 0 else None,
+        "wall_seconds": round(wall, 2),
+        "precision": precision,
+        "params": int(n_params),
+        "mlflow_run_id": run_id,
+        "reused_finished_run": reused,
+    }
+    with atomic_dir(paths.pretrained) as tmp:
+        save_encoder(model.encoder, tmp, paths.tokenizer,
+                     extra={"pretrain": {k: summary[k] for k in ("steps", "tokens_seen", "final_val_loss")}})
+    write_json(paths.report(STAGE), summary)
+    csv = "step,loss,lr\n" + "".join(f"{int(s)},{loss:.6f},{lr:.8g}\n" for s, loss, lr in curve)
+    write_text(paths.reports / "pretrain_curve.csv", csv)
+    mlflow.log_metrics({k: float(summary[k]) for k in ("final_train_loss", "final_val_loss", "tokens_per_s")
+                        if summary[k] is not None})
+    mlflow.set_tags({"encoderflow.precision": precision, "encoderflow.encoder_params": str(n_params)})
+    return summary
+
+
+def _round(x):
+    return None if x is None else round(x, 5)
