@@ -1,0 +1,268 @@
+"""Batch prediction / embedding with a registered model, streamed (never the whole file in memory).
+
+    encoderflow predict --model models:/encoderflow@champion reviews.csv -o scored.parquet
+    encoderflow embed   --model models:/encoderflow@champion reviews.jsonl -o vectors.npy
+
+Input: .csv, .jsonl (one JSON object a line) or .parquet with a text column;
+read in record batches (pyarrow's streaming CSV / JSON readers, Parquet row
+groups), scored `chunk_rows` at a time through the model's pyfunc, written as
+it goes. Output rows are in input order. predict writes the input columns plus
+label, label_id, prob_<label> (an input column with one of those names is
+kept as <name>_input); embed writes the input columns plus `embedding`
+(.parquet) or only the float32 matrix [N, H] (.npy). Outputs appear atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from components.errors import DataError, EncoderflowError
+
+INPUTS = {".csv": "csv", ".jsonl": "json", ".parquet": "parquet"}
+PRED_OUT = (".csv", ".jsonl", ".parquet")
+EMBED_OUT = (".parquet", ".npy")
+
+
+def _kind(path: Path, allowed: dict | tuple, what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in allowed:
+        raise DataError(f"{path}: unsupported {what} format {suffix or '(none)'} "
+                        f"(expected {', '.join(allowed)})")
+    return allowed[suffix] if isinstance(allowed, dict) else suffix
+
+
+def _check_column(path: Path, names: list[str], column: str) -> None:
+    if column not in names:
+        raise DataError(f"{path}: column '{column}' not found (columns: {', '.join(names)})")
+
+
+def read_batches(path: str | Path, column: str = "text", block_bytes: int = 1 << 20,
+                 parquet_rows: int = 8192) -> Iterator:
+    """Yield pyarrow RecordBatches of the input file, streaming; the text column is a string.
+
+    CSV / JSON are read `block_bytes` at a time, Parquet `parquet_rows` rows at a time.
+    """
+    import pyarrow as pa
+
+    path = Path(path)
+    kind = _kind(path, INPUTS, "input")
+    if not path.is_file():
+        raise DataError(f"{path}: input file not found")
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            _check_column(path, pf.schema_arrow.names, column)
+            yield from pf.iter_batches(batch_size=parquet_rows)
+        elif kind == "csv":
+            import pyarrow.csv as pcsv
+
+            read = pcsv.ReadOptions(block_size=block_bytes)
+            names = pcsv.open_csv(path, read_options=read).schema.names
+            _check_column(path, names, column)
+            # every column as string: type inference per block would break on later blocks
+            conv = pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                       strings_can_be_null=False)
+            yield from pcsv.open_csv(path, read_options=read, convert_options=conv)
+        else:
+            import pyarrow.json as pjson
+
+            read = pjson.ReadOptions(block_size=block_bytes)
+            parse = pjson.ParseOptions(explicit_schema=pa.schema([(column, pa.string())]),
+                                       unexpected_field_behavior="infer")
+            keys = _first_keys(path)
+            _check_column(path, keys, column)
+            for batch in pjson.open_json(path, read_options=read, parse_options=parse):
+                # explicit_schema puts the text column first: restore the file's order
+                names = batch.schema.names
+                yield batch.select([k for k in keys if k in names] + [n for n in names if n not in keys])
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{path}: unreadable {kind} ({str(e).splitlines()[0]})") from None
+
+
+def _first_keys(path: Path) -> list[str]:
+    """Field names of the first JSON line (their order is the output's column order)."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}: line 1 is not JSON ({e.msg})") from None
+                if not isinstance(rec, dict):
+                    raise DataError(f"{path}: expected one JSON object a line, got {type(rec).__name__}")
+                return list(rec)
+    return []
+
+
+def count_rows(path: str | Path, column: str = "text") -> int:
+    """Rows in the input (Parquet: from metadata; otherwise one streaming pass)."""
+    path = Path(path)
+    if _kind(path, INPUTS, "input") == "parquet" and path.is_file():
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return sum(b.num_rows for b in read_batches(path, column))
+
+
+def load_model(uri: str):
+    """mlflow.pyfunc.load_model with a one-line error for a bad URI."""
+    import mlflow
+
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as e:  # noqa: BLE001 - MlflowException, OSError, ... all mean "no such model"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EncoderflowError(f"model {uri!r} could not be loaded ({first})") from None
+
+
+def _chunks(batches, rows: int):
+    for batch in batches:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+@contextlib.contextmanager
+def _atomic_path(out: Path):
+    """A temp path beside `out`, renamed onto it on success."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _merge(batch, extra: dict):
+    """Input columns + new columns; a clashing input column is renamed <name>_input."""
+    import pyarrow as pa
+
+    cols = {(f"{n}_input" if n in extra else n): batch.column(i) for i, n in enumerate(batch.schema.names)}
+    cols.update(extra)
+    return pa.table(cols)
+
+
+class _Writer:
+    """Streaming writer for .csv / .jsonl / .parquet (schema fixed by the first table)."""
+
+    def __init__(self, path: Path, kind: str):
+        self.path, self.kind, self.impl = path, kind, None
+
+    def write(self, table) -> None:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        if self.impl is None:
+            if self.kind == ".parquet":
+                self.impl = pq.ParquetWriter(self.path, table.schema)
+            elif self.kind == ".csv":
+                self.impl = pcsv.CSVWriter(self.path, table.schema)
+            else:
+                self.impl = open(self.path, "w", encoding="utf-8")
+        if self.kind == ".jsonl":
+            table.to_pandas().to_json(self.impl, orient="records", lines=True, force_ascii=False)
+        else:
+            self.impl.write_table(table.cast(self.impl.schema) if self.kind == ".parquet" else table)
+
+    def close(self) -> None:
+        if self.impl is not None:
+            self.impl.close()
+
+
+def _progress(path: Path, desc: str, total: int | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{desc} {path.name}", unit="rows", dynamic_ncols=True)
+
+
+def predict_file(model, src: str | Path, out: str | Path, column: str = "text",
+                 chunk_rows: int = 1024, progress: bool = True) -> int:
+    """Labels + probabilities for every row of `src` into `out`; returns the row count."""
+    import pyarrow as pa
+
+    src, out = Path(src), Path(out)
+    kind = _kind(out, PRED_OUT, "output")
+    batches = read_batches(src, column)
+    first = next(batches, None)  # validates the file before any output appears
+    total = count_rows(src, column) if src.suffix.lower() == ".parquet" else None
+    n = 0
+    with _atomic_path(out) as tmp, _progress(src, "predict", total) as bar:
+        bar.disable = not progress
+        writer = _Writer(tmp, kind)
+        try:
+            for chunk in _chunks(_prepend(first, batches), chunk_rows):
+                frame = model.predict(chunk.select([column]).to_pandas(), params={"output": "label"})
+                extra = {c: pa.array(frame[c].to_numpy()) for c in frame.columns}
+                writer.write(_merge(chunk, extra))
+                n += chunk.num_rows
+                bar.update(chunk.num_rows)
+        finally:
+            writer.close()
+        if writer.impl is None and kind == ".parquet":  # empty input: a valid, empty file
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({column: pa.array([], pa.string())}), tmp)
+    return n
+
+
+def _prepend(first, rest):
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def embed_file(model, src: str | Path, out: str | Path, column: str = "text",
+               chunk_rows: int = 1024, progress: bool = True) -> tuple[int, int]:
+    """Sentence vectors for every row of `src` into `out` (.parquet or .npy); returns (N, H)."""
+    import numpy as np
+    import pyarrow as pa
+
+    src, out = Path(src), Path(out)
+    kind = _kind(out, EMBED_OUT, "output")
+    batches = read_batches(src, column)
+    first = next(batches, None)
+    total = count_rows(src, column)
+    n, dim = 0, 0
+    with _atomic_path(out) as tmp, _progress(src, "embed", total) as bar:
+        bar.disable = not progress
+        writer = _Writer(tmp, ".parquet") if kind == ".parquet" else None
+        matrix = None
+        try:
+            for chunk in _chunks(_prepend(first, batches), chunk_rows):
+                vecs = np.asarray(model.predict(chunk.select([column]).to_pandas(),
+                                                params={"output": "embedding"}), dtype=np.float32)  # [b, H]
+                dim = vecs.shape[1]
+                if writer is not None:
+                    flat = pa.array(vecs.reshape(-1))
+                    writer.write(_merge(chunk, {"embedding": pa.FixedSizeListArray.from_arrays(flat, dim)}))
+                else:
+                    if matrix is None:  # [N, H] float32 written in place, never all in memory
+                        matrix = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                           shape=(total, dim))
+                    matrix[n: n + len(vecs)] = vecs
+                n += len(vecs)
+                bar.update(len(vecs))
+        finally:
+            if writer is not None:
+                writer.close()
+            if matrix is not None:
+                matrix.flush()
+                del matrix
+        if n == 0:
+            if kind == ".npy":
+                np.save(tmp, np.zeros((0, 0), dtype=np.float32))
+            else:
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.table({column: pa.array([], pa.string())}), tmp)
+    return n, dim

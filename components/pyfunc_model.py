@@ -1,0 +1,204 @@
+"""The MLflow pyfunc that serves a fine-tuned encoderflow model.
+
+This file ships inside the model (MLflow `code_paths`), together with the
+inference modules it needs (components/model/classifier.py and what that
+imports, found by `inference_files`). At load time it needs only torch,
+tokenizers, numpy, pandas (+ safetensors) and mlflow: never Lightning, the
+training code or the project checkout.
+
+Input: a DataFrame (or dict / Series) with a string column `text`; a plain
+list of strings works when calling the python model directly (MLflow's schema
+check turns a list into an unnamed column, so through `pyfunc.load_model`
+pass `pd.DataFrame({"text": texts})`).
+
+    model.predict(pd.DataFrame({"text": ["great film"]}))
+    #   label  label_id  prob_negative  prob_positive
+    model.predict(df, params={"output": "embedding"})   # np.ndarray [N, H] float32
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as md
+import sys
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+OUTPUTS = ("label", "embedding")
+TEXT = "text"
+PROB = "prob_"
+# Third-party imports the shipped code may use (checked by the register tests).
+ALLOWED_IMPORTS = {"torch", "tokenizers", "numpy", "pandas", "safetensors", "mlflow"}
+
+
+def to_texts(model_input) -> list[str]:
+    """Normalize any accepted input to a list of strings (None -> "").
+
+    >>> to_texts(pd.DataFrame({"text": ["a", None]}))
+    ['a', '']
+    >>> to_texts(["x", "y"])
+    ['x', 'y']
+    >>> to_texts({"text": ["p", "q"]})
+    ['p', 'q']
+    """
+    if isinstance(model_input, dict):
+        model_input = pd.DataFrame({TEXT: _flatten(model_input.get(TEXT, []))})
+    if isinstance(model_input, pd.DataFrame):
+        if TEXT not in model_input.columns:
+            raise ValueError(f"input has no '{TEXT}' column (columns: {', '.join(map(str, model_input.columns))})")
+        values = _flatten(model_input[TEXT].tolist())
+    elif isinstance(model_input, (pd.Series, np.ndarray, list, tuple)):
+        values = _flatten(list(model_input))
+    elif isinstance(model_input, str):
+        values = [model_input]
+    else:
+        raise ValueError(f"expected a DataFrame with a '{TEXT}' column or a list of strings, "
+                         f"got {type(model_input).__name__}")
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+
+
+def _flatten(values) -> list:
+    """MLflow turns {"text": [a, b]} into ONE row holding the list; undo that."""
+    out: list = []
+    for v in values:
+        if isinstance(v, (list, tuple, np.ndarray)):
+            out.extend(list(v))
+        else:
+            out.append(v)
+    return out
+
+
+def label_frame(probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """probs [N, C] -> one row per text: label, label_id, prob_<label> per class.
+
+    >>> label_frame(np.array([[0.2, 0.8]]), ["neg", "pos"]).iloc[0].to_dict()
+    {'label': 'pos', 'label_id': 1, 'prob_neg': 0.2, 'prob_pos': 0.8}
+    """
+    ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)  # [N]
+    frame = pd.DataFrame({"label": [labels[i] for i in ids], "label_id": ids.astype(np.int64)})
+    for j, name in enumerate(labels):
+        frame[f"{PROB}{name}"] = probs[:, j].astype(np.float64) if len(probs) else np.zeros(0)
+    return frame
+
+
+class EncoderflowModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper around `TextClassifier` (artifact "model" = models/finetuned)."""
+
+    def load_context(self, context):
+        from components.model.classifier import TextClassifier
+
+        self.classifier = TextClassifier.from_folder(context.artifacts["model"])
+
+    # The pd.DataFrame hint tells MLflow not to infer a schema from hints (the logged
+    # signature is explicit); dicts, Series and lists are accepted all the same.
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        params = params or {}
+        output = params.get("output") or "label"
+        if output not in OUTPUTS:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException.invalid_parameter_value(
+                f"params.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+        batch_size = int(params.get("batch_size") or 64)
+        texts = to_texts(model_input)
+        if output == "embedding":
+            return np.asarray(self.classifier.embed(texts, batch_size=batch_size), dtype=np.float32)
+        probs = np.asarray(self.classifier.predict_proba(texts, batch_size=batch_size))  # [N, C]
+        return label_frame(probs, list(self.classifier.labels))
+
+
+# --- packaging (used by register; stdlib only) --------------------------------------------
+
+# The models-from-code entry file MLflow executes at load time (no pickle): it
+# imports this module from the model's own code/ folder.
+ENTRY_FILE = "encoderflow_model.py"
+ENTRY_SOURCE = '''"""encoderflow pyfunc entry (MLflow models-from-code); the code lives in code/components."""
+import mlflow
+
+from components.pyfunc_model import EncoderflowModel
+
+mlflow.models.set_model(EncoderflowModel())
+'''
+
+ENTRY_MODULES = ("components.pyfunc_model", "components.model.classifier")
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def inference_files(root: Path, entries=ENTRY_MODULES) -> tuple[list[Path], set[str]]:
+    """Static import walk from the entry modules: (project files, third-party top-level names).
+
+    Follows `components.*` imports (incl. relative ones and package __init__
+    files); imports under `if TYPE_CHECKING:` are skipped.
+    """
+    root = Path(root)
+    seen: dict[str, Path] = {}
+    third: set[str] = set()
+    todo = list(entries)
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        path = _module_file(root, mod)
+        if path is None:
+            continue
+        seen[mod] = path
+        parts = mod.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
+        package = mod if path.name == "__init__.py" else ".".join(parts[:-1])
+        for name in _imports(ast.parse(path.read_text(encoding="utf-8")), package):
+            top = name.split(".")[0]
+            if top == "components":
+                todo.append(name)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                third.add(top)
+    return sorted(set(seen.values())), third
+
+
+def _imports(tree: ast.AST, package: str) -> list[str]:
+    names: list[str] = []
+
+    def visit(node, skip=False):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = package.split(".")
+                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
+            names.append(base)
+            names.extend(f"{base}.{a.name}" for a in node.names)  # may be submodules
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def pip_requirements(third_party: set[str]) -> list[str]:
+    """Pin the distributions behind the given import names to the installed versions.
+
+    The local version label is dropped (torch 2.13.0+cpu -> torch==2.13.0).
+    """
+    dists = md.packages_distributions()
+    reqs = set()
+    for name in third_party:
+        found = dists.get(name, [name])
+        # "mlflow" is provided by mlflow, mlflow-skinny and mlflow-tracing: pin the namesake
+        for dist in [name] if name in found else found:
+            version = md.version(dist).split("+")[0]
+            reqs.add(f"{dist}=={version}")
+    return sorted(reqs)

@@ -1,0 +1,204 @@
+"""CLI commands for the model registry and inference (registered on the `encoderflow` app).
+
+    encoderflow models [--history]       versions, aliases, metrics, lineage / audit trail
+    encoderflow promote VERSION          @champion -> VERSION (the old one is remembered)
+    encoderflow rollback                 @champion -> the previous champion
+    encoderflow predict INPUT -o OUT     labels + probabilities, streamed in batches
+    encoderflow embed INPUT -o OUT       sentence vectors (.parquet or .npy)
+    encoderflow ui                       MLflow UI on the project's store (127.0.0.1)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from components import env
+from components.errors import EncoderflowError
+from flows.cli import ParamsOpt, SetOpt, app, fail
+
+
+def _cfg(params: Path, overrides: Optional[List[str]]):
+    """params.yaml when present (its tracking store, model name), else the defaults."""
+    env.configure()
+    from components.config import Params, load_params
+
+    if params.is_file() or overrides:
+        return load_params(params, tuple(overrides or ()))
+    return Params()
+
+
+def _client(cfg):
+    from components import registry
+
+    return registry.connect(cfg.project, Path(".").resolve())
+
+
+def _short(value: str, n: int = 8) -> str:
+    return value[:n] if value else "-"
+
+
+@app.command()
+def promote(version: str = typer.Argument(..., help="Model version to make @champion."),
+            params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+    """Make VERSION the @champion (the replaced champion can be restored with `rollback`)."""
+    try:
+        from components import registry
+
+        cfg = _cfg(params, set_)
+        client, name = _client(cfg), cfg.register.model_name
+        changed, old = registry.promote(client, name, version)
+        if changed:
+            typer.echo(f"{name}: version {version} is now @champion"
+                       + (f" (previous champion: {old}; undo with `encoderflow rollback`)" if old else ""))
+        else:
+            typer.echo(f"{name}: version {version} is already @champion")
+    except EncoderflowError as e:
+        fail(e)
+
+
+@app.command()
+def rollback(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+    """Return @champion to the previous champion (a second rollback undoes the first)."""
+    try:
+        from components import registry
+
+        cfg = _cfg(params, set_)
+        name = cfg.register.model_name
+        replaced, restored = registry.rollback(_client(cfg), name)
+        typer.echo(f"{name}: @champion rolled back from version {replaced} to version {restored}")
+    except EncoderflowError as e:
+        fail(e)
+
+
+@app.command()
+def models(history: bool = typer.Option(False, "--history", help="Show the audit trail of alias changes."),
+           params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+    """List registered versions with aliases, key metrics and lineage (or the alias history)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        from components import registry
+
+        cfg = _cfg(params, set_)
+        client, name = _client(cfg), cfg.register.model_name
+        if registry.get_model(client, name) is None:
+            raise EncoderflowError(f"registered model {name!r} not found (run the register stage first)")
+        registry.sync(client, name)  # records alias changes made in the UI since last time
+        console = Console(width=max(120, Console().width))
+        if history:
+            table = Table(title=f"{name}: alias changes (oldest first)")
+            for col in ("time", "action", "by", "alias", "change", "status", "note"):
+                table.add_column(col)
+            for rec in registry.history(registry.get_model(client, name)):
+                if rec.get("action") == "external":
+                    change = ", ".join(f"@{a}: {o or '-'} -> {v or '-'}" for a, (o, v) in rec["changes"].items())
+                    alias = ", ".join(rec["changes"])
+                else:
+                    change, alias = f"{rec.get('from') or '-'} -> {rec.get('version')}", rec.get("alias", "")
+                table.add_row(rec.get("time", ""), rec.get("action", ""), rec.get("by", ""), alias,
+                              change, rec.get("status", ""), str(rec.get("note", ""))[:60])
+        else:
+            table = Table(title=f"{name}: registered versions")
+            for col in ("version", "aliases", "created", "accuracy", "macro_f1", "gate", "git", "data",
+                        "tokenizer", "finetune run", "flow run"):
+                table.add_column(col)
+            for row in registry.versions(client, name):
+                t = row["tags"]
+                git = _short(t.get("encoderflow.git_sha", "")) + ("+dirty" if t.get("encoderflow.git_dirty") == "true" else "")
+                table.add_row(row["version"], " ".join(f"@{a}" for a in row["aliases"]), row["created"],
+                              t.get("metric.accuracy", "-"), t.get("metric.macro_f1", "-"),
+                              t.get("gate.decision", "-"), git, _short(t.get("encoderflow.data_md5", "")),
+                              _short(t.get("encoderflow.tokenizer_md5", "")),
+                              _short(t.get("encoderflow.finetune_run_id", "")),
+                              _short(t.get("encoderflow.flow_run_id", "")))
+        console.print(table)
+    except EncoderflowError as e:
+        fail(e)
+
+
+ModelOpt = typer.Option(None, "--model", "-m", help="MLflow model URI [default: models:/<register.model_name>@champion].")
+OutOpt = typer.Option(..., "--output", "-o", help="Output file.")
+ColumnOpt = typer.Option("text", "--text-column", help="Column holding the text.")
+
+
+def _open_model(cfg, uri: Optional[str]):
+    from components.predict import load_model
+
+    uri = uri or f"models:/{cfg.register.model_name}@champion"
+    if uri.startswith("models:/"):
+        _client(cfg)  # points mlflow at the project's registry (one-line error if unreachable)
+    return uri, load_model(uri)
+
+
+@app.command()
+def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet."),
+            output: Path = OutOpt, model: Optional[str] = ModelOpt, text_column: str = ColumnOpt,
+            params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+    """Predict a label and class probabilities for every row (streamed; output .csv/.jsonl/.parquet)."""
+    try:
+        from components import predict as batch
+
+        cfg = _cfg(params, set_)
+        next(batch.read_batches(input, text_column), None)  # bad file / column: fail before loading
+        batch._kind(output, batch.PRED_OUT, "output")
+        uri, loaded = _open_model(cfg, model)
+        n = batch.predict_file(loaded, input, output, text_column)
+        typer.echo(f"predict: {n} rows scored with {uri} -> {output}")
+    except EncoderflowError as e:
+        fail(e)
+
+
+@app.command()
+def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet."),
+          output: Path = OutOpt, model: Optional[str] = ModelOpt, text_column: str = ColumnOpt,
+          params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+    """Sentence vectors for every row (streamed; output .parquet or .npy)."""
+    try:
+        from components import predict as batch
+
+        cfg = _cfg(params, set_)
+        next(batch.read_batches(input, text_column), None)
+        batch._kind(output, batch.EMBED_OUT, "output")
+        uri, loaded = _open_model(cfg, model)
+        n, dim = batch.embed_file(loaded, input, output, text_column)
+        typer.echo(f"embed: {n} rows x {dim} dims with {uri} -> {output}")
+    except EncoderflowError as e:
+        fail(e)
+
+
+def ui_command(cfg, root: Path, host: str, port: int) -> tuple[list[str], dict]:
+    """The `mlflow server` command line and environment for the project's store."""
+    from components.tracking import tracking_uri
+
+    artifacts = cfg.project.artifact_location
+    if "://" not in artifacts:
+        artifacts = (root / artifacts).resolve().as_uri()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(cfg.project, root),
+           "--serve-artifacts", "--artifacts-destination", artifacts,
+           "--host", host, "--port", str(port), "--workers", "1"]
+    return cmd, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+@app.command()
+def ui(host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (default: loopback only)."),
+       port: int = typer.Option(5000, "--port", help="Port to listen on."),
+       params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+    """Start the MLflow UI on the project's runs and models (Ctrl-C stops it)."""
+    try:
+        cfg = _cfg(params, set_)
+        cmd, environ = ui_command(cfg, Path(".").resolve(), host, port)
+        typer.echo(f"MLflow UI: http://{host}:{port}  (models: http://{host}:{port}/#/models)")
+        try:
+            code = subprocess.call(cmd, env=environ)
+        except KeyboardInterrupt:
+            code = 0
+        raise typer.Exit(code)
+    except EncoderflowError as e:
+        fail(e)

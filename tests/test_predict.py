@@ -1,0 +1,135 @@
+"""Batch predict / embed with the registered champion: formats, streaming, determinism, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import tiny_pipeline
+from components import predict
+from components.config import load_params
+from components.errors import DataError, EncoderflowError
+from components.paths import Paths
+
+URI = "models:/encoderflow@champion"
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    """One registered champion for the whole module (tests here only read the registry)."""
+    import os
+
+    from components import register
+
+    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
+                               tmp_path_factory.mktemp("predict"), with_store=True)
+    old = os.getcwd()
+    os.chdir(root)
+    register.run(load_params(root / "params.yaml"), Paths.at(root))
+    yield root
+    os.chdir(old)
+
+
+@pytest.fixture
+def inputs(proj, tmp_path):
+    rows = tiny_pipeline.sentences(150, seed=7)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "text": [t for t, _ in rows]})
+    frame.loc[3, "text"] = ""  # empty text still gets a prediction
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    frame.to_parquet(tmp_path / "in.parquet", row_group_size=40)
+    with open(tmp_path / "in.jsonl", "w") as fh:
+        for rec in frame.to_dict("records"):
+            fh.write(json.dumps(rec) + "\n")
+    return frame, tmp_path
+
+
+def cli(*args):
+    from flows.cli import app
+
+    res = CliRunner().invoke(app, list(args))
+    return res.exit_code, res.output
+
+
+def test_predict_every_format_same_answers_twice_identical(inputs):
+    frame, d = inputs
+    results = {}
+    for src, out in [("in.csv", "a.csv"), ("in.jsonl", "a.jsonl"), ("in.parquet", "a.parquet")]:
+        code, msg = cli("predict", str(d / src), "-o", str(d / out), "--model", URI)
+        assert code == 0, msg
+        assert f"predict: 150 rows scored with {URI}" in msg
+        results[out] = (pd.read_csv(d / out) if out.endswith(".csv") else
+                        pd.read_json(d / out, lines=True) if out.endswith(".jsonl") else pd.read_parquet(d / out))
+    for out, got in results.items():
+        assert list(got.columns) == ["id", "text", "label", "label_id", "prob_negative", "prob_positive"], out
+        assert got["id"].tolist() == frame["id"].tolist()  # input order kept
+        assert got["label"].tolist() == results["a.parquet"]["label"].tolist()
+        np.testing.assert_allclose(got["prob_positive"], results["a.parquet"]["prob_positive"], atol=1e-6)
+    truth = ["positive" if any(w in t.split() for w in tiny_pipeline.POS) else "negative" for t in frame["text"]]
+    agree = np.mean(np.array(truth)[frame["text"] != ""] == results["a.csv"]["label"][frame["text"] != ""])
+    assert agree > 0.9  # the tiny model learned the task
+    first = (d / "a.csv").read_bytes()
+    assert cli("predict", str(d / "in.csv"), "-o", str(d / "a.csv"))[0] == 0  # default: @champion
+    assert (d / "a.csv").read_bytes() == first
+    assert not [p for p in d.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_streaming_reads_in_batches_and_batching_does_not_change_results(inputs):
+    _, d = inputs
+    batches = list(predict.read_batches(d / "in.csv", block_bytes=2048))
+    assert len(batches) > 1 and sum(b.num_rows for b in batches) == 150
+    assert [b.num_rows for b in predict.read_batches(d / "in.parquet", parquet_rows=40)] == [40, 40, 40, 30]
+    assert len(list(predict.read_batches(d / "in.jsonl", block_bytes=2048))) > 1
+    model = predict.load_model(URI)
+    assert predict.predict_file(model, d / "in.parquet", d / "small.parquet", chunk_rows=16, progress=False) == 150
+    predict.predict_file(model, d / "in.parquet", d / "big.parquet", chunk_rows=1024, progress=False)
+    small, big = pd.read_parquet(d / "small.parquet"), pd.read_parquet(d / "big.parquet")
+    assert small["label"].tolist() == big["label"].tolist()
+    np.testing.assert_allclose(small["prob_positive"], big["prob_positive"], atol=1e-5)
+
+
+def test_embed_npy_and_parquet_agree(inputs):
+    frame, d = inputs
+    code, msg = cli("embed", str(d / "in.jsonl"), "-o", str(d / "e.npy"))
+    assert code == 0 and "150 rows x 32 dims" in msg, msg
+    assert cli("embed", str(d / "in.csv"), "-o", str(d / "e.parquet"))[0] == 0
+    vecs = np.load(d / "e.npy")
+    table = pd.read_parquet(d / "e.parquet")
+    assert vecs.shape == (150, 32) and vecs.dtype == np.float32
+    assert table["id"].tolist() == frame["id"].tolist()
+    np.testing.assert_allclose(np.stack(table["embedding"].to_numpy()), vecs, atol=1e-5)
+    model = predict.load_model(URI)
+    direct = model.predict(frame[["text"]].head(5), params={"output": "embedding"})
+    np.testing.assert_allclose(direct, vecs[:5], atol=1e-5)
+    assert cli("embed", str(d / "in.csv"), "-o", str(d / "e.npy"))[0] == 0
+    np.testing.assert_array_equal(np.load(d / "e.npy"), vecs)  # twice: identical
+
+
+def test_bad_inputs_are_one_line_errors(inputs):
+    frame, d = inputs
+    frame.rename(columns={"text": "body"}).to_csv(d / "notext.csv", index=False)
+    frame.rename(columns={"text": "body"}).to_parquet(d / "notext.parquet")
+    frame.rename(columns={"text": "body"}).to_json(d / "notext.jsonl", orient="records", lines=True)
+    for name in ("notext.csv", "notext.parquet", "notext.jsonl"):
+        code, out = cli("predict", str(d / name), "-o", str(d / "x.csv"))
+        assert code == 1 and out.count("\n") == 1, out
+        assert out.startswith(f"error: {d / name}: column 'text' not found (columns: ")
+    assert not (d / "x.csv").exists()
+    code, out = cli("predict", str(d / "in.csv"), "-o", str(d / "x.csv"), "--model", "models:/encoderflow/99")
+    assert code == 1 and out.startswith("error: model 'models:/encoderflow/99' could not be loaded (")
+    assert out.count("\n") == 1
+    code, out = cli("predict", str(d / "in.csv"), "-o", str(d / "x.csv"), "--model", str(d / "no-such-model"))
+    assert code == 1 and out.startswith(f"error: model '{d / 'no-such-model'}' could not be loaded (")
+    assert cli("predict", str(d / "in.txt"), "-o", str(d / "x.csv"))[1].startswith(
+        f"error: {d / 'in.txt'}: unsupported input format .txt (expected .csv, .jsonl, .parquet)")
+    assert cli("embed", str(d / "in.csv"), "-o", str(d / "x.csv"))[1].startswith(
+        f"error: {d / 'x.csv'}: unsupported output format .csv (expected .parquet, .npy)")
+    assert cli("predict", str(d / "missing.csv"), "-o", str(d / "x.csv"))[1] == (
+        f"error: {d / 'missing.csv'}: input file not found\n")
+    with pytest.raises(DataError, match="column 'text' not found"):
+        next(predict.read_batches(d / "notext.csv"))
+    with pytest.raises(EncoderflowError, match="could not be loaded"):
+        predict.load_model("runs:/0123456789abcdef/model")

@@ -1,0 +1,140 @@
+"""A real, tiny encoderflow project for the register / predict / serve / UI tests.
+
+`build(root)` writes a small synthetic sentiment CSV and a tiny params.yaml,
+then runs the real stages ingest -> validate -> tokenize -> pretrain ->
+finetune -> evaluate in-process (tiny transformer, a few steps), so the
+registered model is a genuine fine-tuned TextClassifier. About 30 s on 2 CPUs.
+`cached_build(factory)` builds once per pytest process; `clone(src, dst)`
+copies the outputs into a fresh project with an EMPTY MLflow store, so each
+test starts from a clean registry.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import yaml
+
+POS = ["good", "great", "excellent", "wonderful", "superb", "lovely", "brilliant", "delightful"]
+NEG = ["bad", "awful", "terrible", "boring", "dreadful", "poor", "dull", "horrible"]
+FILL = ["the", "film", "movie", "story", "was", "really", "quite", "acting", "plot", "and",
+        "a", "very", "cast", "ending", "music", "overall", "truly", "script"]
+
+TINY = {
+    "project": {"seed": 0},
+    "ingest": {"source": "file:raw.csv", "val_fraction": 0.15, "test_fraction": 0.2},
+    "validate": {"max_length_outlier_fraction": 1.0},
+    "tokenize": {"vocab_size": 200, "min_frequency": 1, "max_length": 32},
+    "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64, "max_length": 32},
+    "pretrain": {"max_steps": 6, "batch_size": 16, "seq_len": 32, "checkpoint_every": 3,
+                 "val_every": 3, "precision": "32", "val_sequences": 8},
+    "finetune": {"max_epochs": 6, "batch_size": 16, "lr": 0.003, "precision": "32", "patience": 6},
+    "evaluate": {"bootstrap_samples": 100, "random_init_baseline": False},
+    "register": {"bootstrap_samples": 200},
+}
+UPSTREAM = ("ingest", "validate", "tokenize", "pretrain", "finetune", "evaluate")
+
+
+def sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """n distinct (text, label) rows; the label is readable from the sentiment words."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        label = rng.choice(["positive", "negative"])
+        words = rng.sample(FILL, 5) + rng.sample(POS if label == "positive" else NEG, 2)
+        rng.shuffle(words)
+        text = " ".join(words)
+        if text not in seen:
+            seen.add(text)
+            rows.append((text, label))
+    return rows
+
+
+def write_project(root: Path, n: int = 320, overrides: dict | None = None) -> None:
+    import pandas as pd
+
+    root.mkdir(parents=True, exist_ok=True)
+    rows = sentences(n + n // 4)  # the last quarter is unlabeled text (for pretraining)
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    frame.loc[n:, "label"] = None
+    frame.to_csv(root / "raw.csv", index=False)
+    params = {k: dict(v) for k, v in TINY.items()}
+    for section, values in (overrides or {}).items():
+        params.setdefault(section, {}).update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def run_stages(root: Path, names=UPSTREAM, params: str = "params.yaml") -> None:
+    from components import stages
+    from components.config import load_params
+    from components.paths import Paths
+
+    cfg = load_params(root / params)
+    for name in names:
+        stages.get(name).load()(cfg, Paths.at(root))
+
+
+def build(root: Path) -> Path:
+    """A project with every upstream output of register (and their MLflow runs)."""
+    write_project(root)
+    run_stages(root)
+    return root
+
+
+_CACHE: dict[str, Path] = {}
+
+
+def cached_build(factory) -> Path:
+    """Build once per pytest process (factory: pytest's tmp_path_factory).
+
+    Developers may point ENCODERFLOW_TEST_PIPELINE at a folder to build it once
+    and reuse it across pytest runs (it is built there when empty).
+    """
+    import os
+
+    if "root" not in _CACHE:
+        keep = os.environ.get("ENCODERFLOW_TEST_PIPELINE")
+        if keep and (Path(keep) / "reports" / "metrics.json").is_file():
+            _CACHE["root"] = Path(keep)
+        else:
+            _CACHE["root"] = build(Path(keep) if keep else factory.mktemp("tiny_pipeline"))
+    return _CACHE["root"]
+
+
+def clone(src: Path, dst: Path, with_store: bool = False) -> Path:
+    """Copy inputs + outputs of `src` to `dst`; the MLflow store too only if `with_store`."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("raw.csv", "params.yaml"):
+        shutil.copyfile(src / name, dst / name)
+    for name in ("data", "models", "reports") + (("mlflow.db", "mlartifacts") if with_store else ()):
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dst / name)
+        elif (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+    return dst
+
+
+def save_untrained(root: Path, seed: int = 0) -> None:
+    """Replace models/finetuned with an UNTRAINED classifier of the same architecture.
+
+    A real TextClassifier (pretrained encoder + a fresh head), just never
+    fine-tuned: near-uniform probabilities, so roughly chance accuracy. The
+    gate tests use it as the clearly worse model.
+    """
+    import torch
+    from tokenizers import Tokenizer
+
+    from components.atomic import atomic_dir
+    from components.model.classifier import ClassifierNet, TextClassifier
+    from components.model.io import TOKENIZER, load_encoder
+
+    torch.manual_seed(seed)
+    good = TextClassifier.from_folder(root / "models" / "finetuned")
+    enc = load_encoder(root / "models" / "pretrained")
+    net = ClassifierNet(enc, len(good.labels), 0.0)
+    tok = Tokenizer.from_file(str(root / "models" / "pretrained" / TOKENIZER))
+    clf = TextClassifier(net, tok, good.labels, good.max_length, good.pad_id)
+    with atomic_dir(root / "models" / "finetuned") as tmp:
+        clf.save(tmp)
