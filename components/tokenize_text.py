@@ -99,13 +99,26 @@ def encode_batch_fn(tok, labelled: bool):
     return fn
 
 
+def _features():
+    """The tokenized contract: input_ids list<int32>, label int64 (-1 = unlabeled)."""
+    import datasets
+
+    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
+                              "label": datasets.Value("int64")})
+
+
 def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
     """Encode all four splits; datasets' cache files stay under `cache_dir`."""
     import datasets
+    import pyarrow.parquet as pq
 
     out = {}
     for split in ALL_SPLITS:
         labelled = split != "unlabeled"
+        if pq.ParquetFile(paths.split(split)).metadata.num_rows == 0:
+            # from_parquet fails on an empty file ("BatchSize must be greater than 0")
+            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []}, features=_features())
+            continue
         with _no_progress_bars():  # from_parquet's bar says "Generating train split" for every split
             ds = datasets.Dataset.from_parquet(
                 str(paths.split(split)), columns=["text", "label"] if labelled else ["text"],
@@ -131,11 +144,9 @@ def encode_dataset(ds, tok, batch_size: int, cache_file: Path | None = None, des
     if fingerprint is None:
         fingerprint = hashlib.sha256(tok.to_str().encode() + ds._fingerprint.encode()).hexdigest()[:16]
 
-    features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
-                                  "label": datasets.Value("int64")})
     return ds.with_format("arrow").map(
         encode_batch_fn(tok, labelled="label" in ds.column_names), batched=True,
-        batch_size=batch_size, remove_columns=ds.column_names, features=features, desc=desc,
+        batch_size=batch_size, remove_columns=ds.column_names, features=_features(), desc=desc,
         keep_in_memory=cache_file is None, load_from_cache_file=False,
         cache_file_name=None if cache_file is None else str(cache_file),
         new_fingerprint=fingerprint,  # given, so datasets does not hash (pickle) the tokenizer

@@ -227,3 +227,26 @@ def test_stage_outputs_are_byte_identical_across_runs(tmp_path):
     first = digests()
     assert "data/tokenized/train/state.json" in first and "models/tokenizer/tokenizer.json" in first
     assert digests() == first  # what DVC hashes does not change when nothing changed
+
+
+def test_empty_unlabeled_split_encodes_to_empty_dataset(tmp_path):
+    """A corpus with no unlabeled text is valid: the split is simply empty."""
+    import datasets
+    import pandas as pd
+
+    from components.paths import Paths
+    from components.tokenize_text import encode_splits
+    from components.tokenizer_train import train_tokenizer
+
+    paths = Paths.at(tmp_path)
+    paths.prepared.mkdir(parents=True)
+    texts = ["a good film", "a bad film", "very good", "very bad"]
+    for split in ("train", "val", "test"):
+        pd.DataFrame({"id": [str(i) for i in range(4)], "text": texts, "label": [1, 0, 1, 0],
+                      "label_name": ["p", "n", "p", "n"]}).to_parquet(paths.split(split))
+    pd.DataFrame({"id": pd.Series([], dtype=str), "text": pd.Series([], dtype=str)}).to_parquet(
+        paths.split("unlabeled"))
+    tok = train_tokenizer(texts, Params().tokenize, show_progress=False)
+    out = encode_splits(tok, paths, batch_size=2, cache_dir=tmp_path / "cache")
+    assert len(out["unlabeled"]) == 0 and len(out["train"]) == 4
+    assert out["unlabeled"].features["input_ids"] == datasets.List(datasets.Value("int32"))
