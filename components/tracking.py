@@ -57,9 +57,13 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
     """
     import mlflow
 
+    from components import lineage
+
     exp = experiment_id(cfg.project, root)
     parent = os.environ.get(PARENT_ENV) or None
-    all_tags = {"encoderflow.stage": stage, **(tags or {})}
+    # Lineage (git sha, dirty flag, dvc.lock md5, Prefect flow run id) at the
+    # start; the data hash at the end, so ingest's run names the data it made.
+    all_tags = {"encoderflow.stage": stage, **lineage.code_tags(root), **(tags or {})}
     kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {
         "experiment_id": exp, "run_name": stage, "parent_run_id": parent, "tags": all_tags}
     with mlflow.start_run(**kwargs) as run:
@@ -68,4 +72,7 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
             for section in sections:
                 params.update(flat_params(getattr(cfg, section), f"{section}."))
             mlflow.log_params(params)
-        yield run
+        try:
+            yield run
+        finally:
+            mlflow.set_tags(lineage.data_tags(root))

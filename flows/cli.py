@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,9 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
 
 def fail(err: BaseException) -> None:
     """Print a one-line error (traceback only with --debug) and exit non-zero."""
+    from flows.stagerun import write_error
+
+    write_error(str(err))  # for the flow that started this stage, if any
     if _state["debug"]:
         raise err
     typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
@@ -65,22 +69,52 @@ def stage(
         typer.echo(f"{name}: done in {time.perf_counter() - t0:.1f}s" + (f" {summary}" if summary else ""))
     except EncoderflowError as e:
         fail(e)
+    except Exception as e:  # a bug: keep the traceback, still tell the flow the one line
+        from flows.stagerun import write_error
+
+        write_error(f"{type(e).__name__}: {e}")
+        raise
 
 
 @app.command()
 def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
-    """Run the whole pipeline, stage by stage."""
-    env.configure()
-    try:
-        from components import stages
-        from components.paths import Paths
+    """Run the whole pipeline (a Prefect flow); unchanged stages are skipped.
 
+    In a DVC repo each stage runs through `dvc repro`, so dvc.lock records the
+    run and `dvc repro` afterwards is a no-op; --set values are written into
+    params.yaml there (DVC reads that file). Elsewhere stages run in-process."""
+    env.configure()
+    os.environ.setdefault("PREFECT_HOME", str(Path(".prefect").resolve()))  # runs stay with the project
+    try:
         cfg = load(params, set_)
-        for st in stages.STAGES:
-            t0 = time.perf_counter()
-            typer.echo(f"==> {st.name}")
-            st.load()(cfg, Paths.at("."))
-            typer.echo(f"{st.name}: done in {time.perf_counter() - t0:.1f}s")
+        from flows import pipeline
+
+        outcome = pipeline.run_local(".", str(params), tuple(set_ or ()))
+        typer.echo(pipeline.where_to_look(outcome, cfg.project.tracking_uri))
+        if not outcome.ok:
+            fail(EncoderflowError(outcome.message))
+    except EncoderflowError as e:
+        fail(e)
+
+
+@app.command()
+def schedule(
+    cron: str = typer.Option("0 3 * * *", "--cron", help="When to run (cron; see --timezone)."),
+    server: Optional[str] = typer.Option(None, "--server", help="Use this Prefect API instead of "
+                                         "starting one, e.g. http://prefect.internal:4200/api"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface the local server binds."),
+    port: int = typer.Option(4200, "--port", help="Port of the local server."),
+    name: str = typer.Option("scheduled", "--name", help="Deployment name."),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA timezone of --cron, e.g. Europe/Berlin."),
+):
+    """Serve the pipeline on a cron schedule from a local Prefect server (Ctrl-C stops both)."""
+    env.configure()
+    os.environ.setdefault("PREFECT_HOME", str(Path(".prefect").resolve()))
+    try:
+        from flows import schedule as sched
+
+        sched.serve(Path("."), cron=cron, server=server, host=host, port=port, name=name,
+                    timezone=timezone)
     except EncoderflowError as e:
         fail(e)
 
@@ -98,6 +132,9 @@ def check_params(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     except EncoderflowError as e:
         fail(e)
 
+
+# Registry and inference commands (promote, rollback, models, predict, embed, ui).
+from flows import cli_models  # noqa: E402,F401  (registers its commands on `app`)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

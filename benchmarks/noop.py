@@ -1,0 +1,104 @@
+"""How long a run takes when nothing changed (targets: dvc repro 5 s, flow 30 s).
+
+    .venv/bin/python benchmarks/noop.py                 # builds a tiny project first (~2-3 min)
+    .venv/bin/python benchmarks/noop.py --project PATH  # an already-run project
+
+Prints wall seconds (best of --repeat) and the ratio to the target:
+- `dvc repro` (one subprocess; every stage checked and skipped);
+- `encoderflow run` (CLI: Prefect ephemeral API, MLflow parent run, artifact);
+- the two ways the flow can drive DVC per stage, for the record:
+  in-process `Repo.reproduce` (what flows/stagerun.py does) vs one
+  `dvc repro --single-item NAME` subprocess per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TARGETS = {"dvc repro (no-op)": 5.0, "encoderflow run (no-op)": 30.0}
+
+
+def _env(root: Path) -> dict:
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+            "PREFECT_HOME": str(root / ".prefect"), "DVC_NO_ANALYTICS": "1"}
+
+
+def timed(cmd: list[str], root: Path) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return seconds, out.stdout + out.stderr
+
+
+def best(fn, repeat: int) -> float:
+    return min(fn() for _ in range(repeat))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--project", type=Path, help="an already-run encoderflow project")
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+
+    from components import env
+    from components.stages import NAMES
+
+    env.configure()
+    root = args.project
+    if root is None:
+        from tests import flow_project
+
+        root = flow_project.make(Path(tempfile.mkdtemp(prefix="encoderflow-bench-")) / "p", n=96)
+        print(f"building a tiny project in {root} (one full run)...", flush=True)
+        timed([str(Path(sys.executable).parent / "encoderflow"), "run"], root)
+    root = root.resolve()
+
+    def dvc_repro() -> float:
+        seconds, out = timed([sys.executable, "-m", "dvc", "repro"], root)
+        assert "Running stage" not in out, "not a no-op: run the pipeline once first"
+        return seconds
+
+    def flow_run() -> float:
+        seconds, out = timed([str(Path(sys.executable).parent / "encoderflow"), "run"], root)
+        assert ": ran (" not in out, "not a no-op"
+        return seconds
+
+    def per_stage_in_process() -> float:
+        from flows.stagerun import run_with_dvc
+
+        t0 = time.perf_counter()
+        for name in NAMES:
+            assert run_with_dvc(name, root).status == "skipped"
+        return time.perf_counter() - t0
+
+    def per_stage_subprocess() -> float:
+        return sum(timed([sys.executable, "-m", "dvc", "repro", "--single-item", name], root)[0]
+                   for name in NAMES)
+
+    rows = [("dvc repro (no-op)", best(dvc_repro, args.repeat)),
+            ("encoderflow run (no-op)", best(flow_run, args.repeat)),
+            ("stages via in-process Repo.reproduce", best(per_stage_in_process, args.repeat)),
+            ("stages via `dvc repro --single-item` subprocesses", best(per_stage_subprocess, args.repeat))]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"project: {root}  ({len(NAMES)} stages, load average {load:.1f}, best of {args.repeat})")
+    for label, seconds in rows:
+        target = TARGETS.get(label)
+        extra = f"  target {target:.0f} s, ratio {seconds / target:.2f}" if target else ""
+        print(f"{label:52s} {seconds:6.2f} s{extra}")
+    inproc, subproc = rows[2][1], rows[3][1]
+    print(f"{'subprocess / in-process (per-stage DVC driving)':52s} {subproc / inproc:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

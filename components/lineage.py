@@ -1,0 +1,135 @@
+"""Lineage of a run: which code, which pipeline lock, which data.
+
+Every MLflow run (the pipeline parent and each stage child) and every
+registered model version carries these tags, so any result points back to
+what produced it:
+
+    encoderflow.git_sha        commit of the code ("" outside a git repo)
+    encoderflow.git_dirty      "true" when tracked code/params differ from that commit
+                               (dvc.lock and reports are left out: runs rewrite them)
+    encoderflow.dvc_lock_md5   md5 of dvc.lock ("" when there is none)
+    encoderflow.data_md5       DVC's hash of data/prepared (the same string as the
+                               `md5:` of that out in dvc.lock, e.g. "3f0c...e1.dir")
+    encoderflow.flow_run_id    the Prefect flow run (env ENCODERFLOW_FLOW_RUN_ID)
+
+To reproduce a run: `git checkout <git_sha>`, check that dvc.lock has
+`dvc_lock_md5`, `dvc pull`, `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+FLOW_RUN_ENV = "ENCODERFLOW_FLOW_RUN_ID"
+PREFIX = "encoderflow."
+# Files DVC never hashes inside a folder (see .dvcignore); keep in step with it.
+_SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
+_SKIP_SUFFIXES = (".pyc",)
+_SKIP_NAMES = {".DS_Store"}
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_sha(root: str | Path = ".") -> str:
+    """The HEAD commit, or "" outside a git repo / before the first commit."""
+    out = _git(Path(root), "rev-parse", "HEAD")
+    return out.strip() if out else ""
+
+
+def _pipeline_outputs() -> tuple[str, ...]:
+    """What runs write: dvc.lock and every stage's outs, metrics and plots."""
+    from components.stages import STAGES
+
+    return ("dvc.lock",) + tuple(p for s in STAGES for p in (*s.outs, *s.metrics, *s.plots))
+
+
+def git_dirty(root: str | Path = ".") -> bool:
+    """True when a tracked file differs from HEAD, not counting what the
+    pipeline itself writes (dvc.lock, reports/*.json, plots): code or params.
+
+    >>> "reports/metrics.json" in _pipeline_outputs()
+    True
+    """
+    out = _git(Path(root), "status", "--porcelain", "--untracked-files=no")
+    if not out:
+        return False
+    # porcelain v1: "XY path" (rename: "XY old -> new")
+    paths = [line[3:].split(" -> ")[-1].strip('"') for line in out.splitlines() if line.strip()]
+    outputs = _pipeline_outputs()
+    return any(not any(p == o or p.startswith(o.rstrip("/") + "/") for o in outputs) for p in paths)
+
+
+def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
+    """md5 hex digest of a file's bytes (what DVC 3 records with `hash: md5`)."""
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dir_md5(path: str | Path) -> str:
+    """DVC 3's hash of a folder: md5 of its sorted JSON file listing + ".dir".
+
+    The listing is `[{"md5": <file md5>, "relpath": "a/b.txt"}, ...]` sorted by
+    relpath and dumped with sorted keys (dvc_data.hashfile.tree.Tree.as_bytes),
+    so the result equals the `md5:` DVC writes for that folder in dvc.lock.
+    Returns "" when the folder does not exist.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return ""
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in filenames:
+            if name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES):
+                continue
+            full = Path(dirpath) / name
+            entries.append({"md5": file_md5(full), "relpath": full.relative_to(path).as_posix()})
+    entries.sort(key=lambda e: e["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(listing).hexdigest() + ".dir"
+
+
+def lock_md5(root: str | Path = ".") -> str:
+    """md5 of dvc.lock, or "" when the project has none yet."""
+    lock = Path(root) / "dvc.lock"
+    return file_md5(lock) if lock.is_file() else ""
+
+
+def code_tags(root: str | Path = ".") -> dict[str, str]:
+    """The cheap tags (no data hashing): code, lock and Prefect flow run."""
+    root = Path(root)
+    sha = git_sha(root)
+    tags = {
+        PREFIX + "git_sha": sha,
+        PREFIX + "git_dirty": str(git_dirty(root)).lower() if sha else "",
+        PREFIX + "dvc_lock_md5": lock_md5(root),
+        PREFIX + "flow_run_id": os.environ.get(FLOW_RUN_ENV, ""),
+    }
+    if sha:
+        tags["mlflow.source.git.commit"] = sha  # shown by the MLflow UI
+    return tags
+
+
+def data_tags(root: str | Path = ".") -> dict[str, str]:
+    """The data hash tag (reads every file of data/prepared once)."""
+    from components.paths import Paths
+
+    return {PREFIX + "data_md5": dir_md5(Paths.at(root).prepared)}
+
+
+def tags(root: str | Path = ".") -> dict[str, str]:
+    """All lineage tags for a run started now in project `root`."""
+    return {**code_tags(root), **data_tags(root)}
