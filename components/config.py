@@ -52,6 +52,8 @@ class IngestConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("ingest.val_fraction + ingest.test_fraction: expected a sum < 1, "
                               f"got {self.val_fraction + self.test_fraction}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ConfigError(f"ingest.labels: expected distinct names, got {list(self.labels)}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class ValidateConfig:
 class TokenizeConfig:
     model: Literal["wordpiece", "bpe", "unigram"] = "wordpiece"
     vocab_size: int = _f(8000, ge=100)
-    min_frequency: int = _f(2, ge=1)
+    min_frequency: int = _f(2, ge=1)  # wordpiece/bpe merge threshold; ignored by unigram
     lowercase: bool = True
     max_length: int = _f(128, ge=8)
     batch_size: int = _f(1000, ge=1)
@@ -93,6 +95,9 @@ class ModelConfig:
         if self.family == "transformer" and self.hidden_size % self.num_heads:
             raise ConfigError(f"model.num_heads: expected a divisor of model.hidden_size "
                               f"({self.hidden_size}), got {self.num_heads}")
+        if not self.kernel_sizes or any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
+            raise ConfigError(f"model.kernel_sizes: expected a non-empty list of odd sizes, "
+                              f"got {list(self.kernel_sizes)}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class PretrainConfig:
     checkpoint_every: int = _f(200, ge=1)
     val_every: int = _f(200, ge=1)
     patience: int = _f(5, ge=1)
+    val_sequences: int = _f(256, ge=1)  # cap on packed val blocks for the MLM val loss
     accelerator: str = "cpu"
     devices: int = _f(1, ge=1)
     strategy: str = "auto"
@@ -134,6 +140,8 @@ class FinetuneConfig:
     class_weights: bool = False
     patience: int = _f(2, ge=1)
     precision: Literal["auto", "32", "bf16-mixed"] = "auto"
+    grad_clip: float = _f(1.0, ge=0)  # max grad norm; 0 = no clipping
+    accelerator: str = "cpu"  # Lightning accelerator (cpu | gpu | auto); one device
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,8 @@ class RegisterConfig:
     min_gain: float = _f(0.005, ge=0, le=1)
     floor_accuracy: float = _f(0.0, ge=0, le=1)
     floor_vs_tfidf: bool = True
+    # Paired bootstrap resamples for the gate's 95% CI of the accuracy gain.
+    bootstrap_samples: int = _f(1000, ge=100)
 
 
 @dataclass(frozen=True)

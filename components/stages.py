@@ -22,18 +22,39 @@ class Stage:
     deps: tuple[str, ...]  # data/model inputs (paths relative to the project root)
     outs: tuple[str, ...]  # outputs DVC caches
     metrics: tuple[str, ...] = ()  # reports (cache: false)
+    plots: tuple[str, ...] = ()  # CSV/PNG files or folders for `dvc plots` (cache: false)
 
     def load(self) -> Callable:
         return importlib.import_module(self.module).run
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "components.ingest", ("project", "ingest"), (),
+    # data/incoming: drop files there (ingest.source: file:data/incoming/*.csv) and
+    # DVC sees a changed dep, so the next run re-ingests. Kept in git by a .gitkeep.
+    Stage("ingest", "components.ingest", ("project", "ingest"), ("data/incoming",),
           ("data/prepared",), ("reports/ingest.json",)),
     Stage("validate", "components.validate", ("ingest", "validate"), ("data/prepared",),
           ("reports/data_docs",), ("reports/validation.json",)),
-    Stage("tokenize", "components.tokenize_text", ("project", "tokenize"), ("data/prepared",),
+    # reports/validation.json orders validate before tokenize in DVC's graph.
+    Stage("tokenize", "components.tokenize_text", ("project", "tokenize"),
+          ("data/prepared", "reports/validation.json"),
           ("models/tokenizer", "data/tokenized"), ("reports/tokenizer.json",)),
+    Stage("pretrain", "components.pretrain", ("project", "model", "pretrain"),
+          ("data/tokenized", "models/tokenizer"), ("models/pretrained",), ("reports/pretrain.json",),
+          ("reports/pretrain_curve.csv",)),
+    # data/prepared: labels.json (and the raw text when finetune.init is a HF folder);
+    # models/tokenizer: the vocabulary of the random-init ablation.
+    Stage("finetune", "components.finetune", ("project", "model", "finetune"),
+          ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained"),
+          ("models/finetuned",), ("reports/finetune.json",), ("reports/finetune_curve.csv",)),
+    # The curve CSVs are deps because evaluate draws them into reports/plots/.
+    Stage("evaluate", "components.evaluate", ("project", "model", "finetune", "evaluate"),
+          ("data/prepared", "data/tokenized", "models/tokenizer", "models/finetuned",
+           "models/pretrained", "reports/pretrain_curve.csv", "reports/finetune_curve.csv"),
+          (), ("reports/metrics.json",), ("reports/plots",)),
+    # Registers a version of register.model_name and moves @champion/@challenger.
+    Stage("register", "components.register", ("project", "register"),
+          ("models/finetuned", "reports/metrics.json", "data/prepared"), (), ("reports/register.json",)),
 )
 
 NAMES = tuple(s.name for s in STAGES)

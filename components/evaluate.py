@@ -1,0 +1,132 @@
+"""evaluate stage: score the fine-tuned model and its baselines on the test split.
+
+Everything is scored by the same code (components.metrics) on the same rows:
+- model: models/finetuned through TextClassifier (what register will serve),
+- baseline.majority / baseline.tfidf_lr / baseline.nbsvm (scikit-learn),
+- baseline.random_init: the same encoder fine-tuned from random weights with
+  the same budget (finetune params), when evaluate.random_init_baseline,
+- behaviour.*: invariance / directional pass rates of the model.
+
+reports/metrics.json holds flat keys ("model.accuracy",
+"baseline.tfidf_lr.macro_f1", ...), sorted and rounded to 6 decimals, and no
+timings, so the same data + params + seed give the same bytes. Plots and their
+CSVs go to reports/plots/. All of it is logged to the stage's MLflow run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from components.config import Params
+from components.errors import DataError
+from components.paths import Paths
+
+
+def _texts(paths: Paths, split: str, n_classes: int):
+    from components.model.cls_data import text_split
+
+    return text_split(paths.split(split), n_classes)
+
+
+def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
+              progress: bool = True) -> tuple[dict[str, float], dict]:
+    """(flat metrics, extras for plots/notes). Reads models/finetuned and data/prepared."""
+    from components import behaviour
+    from components.baselines import sklearn_baselines
+    from components.metrics import classification_metrics, flatten, reliability_bins
+    from components.model.classifier import TextClassifier
+    from components.model.cls_data import read_labels
+
+    ev, seed = cfg.evaluate, cfg.project.seed
+    labels = read_labels(paths.labels)
+    clf = TextClassifier.from_folder(paths.finetuned)
+    if clf.labels != labels:
+        raise DataError(f"{paths.finetuned}/config.json: labels {clf.labels} differ from "
+                        f"{paths.labels} {labels} (re-run finetune)")
+    test_x, test_y = _texts(paths, "test", len(labels))
+    if not test_x:
+        raise DataError(f"{paths.split('test')}: the test split is empty; nothing to evaluate")
+    train_x, train_y = _texts(paths, "train", len(labels))
+    val_x, val_y = _texts(paths, "val", len(labels))
+
+    def score(probs):
+        return classification_metrics(probs, test_y, labels, ece_bins=ev.ece_bins,
+                                      bootstrap_samples=ev.bootstrap_samples, seed=seed)
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    probs = clf.predict_proba(test_x)  # [N, C]
+    timings["model_predict_s"] = time.perf_counter() - t0
+    metrics = flatten("model", score(probs))
+    notes: list[str] = []
+
+    t0 = time.perf_counter()
+    for name, p in sklearn_baselines(train_x, train_y, val_x, val_y, test_x, len(labels), seed).items():
+        metrics.update(flatten(f"baseline.{name}", score(p)))
+    timings["sklearn_baselines_s"] = time.perf_counter() - t0
+
+    if ev.random_init_baseline and cfg.finetune.init == "random":
+        notes.append("random_init baseline skipped: the model itself is fine-tuned from random init")
+    elif ev.random_init_baseline:
+        from components.finetune import fit_classifier
+
+        t0 = time.perf_counter()
+        res = fit_classifier(cfg, paths, "random", run_id=run_id, tag="random_init", progress=progress)
+        metrics.update(flatten("baseline.random_init", score(res.classifier.predict_proba(test_x))))
+        timings["random_init_train_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    checks, check_notes = behaviour.run_checks(clf.predict_proba, test_x, labels, seed=seed)
+    metrics.update(flatten("behaviour", checks))
+    notes += check_notes
+    timings["behaviour_s"] = time.perf_counter() - t0
+
+    extras = {"labels": labels, "actual": test_y, "predicted": probs.argmax(axis=1),
+              "bins": reliability_bins(probs, test_y, ev.ece_bins), "notes": notes,
+              "timings": timings}
+    return metrics, extras
+
+
+def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[str]:
+    """reports/plots/* (replaced as a whole): confusion, reliability, training curves.
+
+    Returns the file names written.
+    """
+    from components import plots
+    from components.atomic import atomic_dir
+
+    with atomic_dir(paths.plots) as folder:
+        plots.confusion(extras["actual"], extras["predicted"], extras["labels"], folder)
+        plots.reliability(extras["bins"], folder, metrics.get("model.ece"))
+        for name in ("pretrain_curve", "finetune_curve"):
+            plots.curve(paths.reports / f"{name}.csv", folder / f"{name}.png", name.replace("_", " "))
+        drawn = sorted(p.name for p in folder.iterdir())
+    return drawn
+
+
+def run(cfg: Params, paths: Paths) -> dict:
+    from components.atomic import write_json
+    from components.metrics import rounded
+    from components.tracking import stage_run
+
+    with stage_run(cfg, "evaluate", paths.root, ("project", "model", "finetune", "evaluate")) as mlrun:
+        import mlflow
+
+        metrics, extras = score_all(cfg, paths, run_id=mlrun.info.run_id)
+        metrics = rounded(metrics)
+        write_json(paths.report("metrics"), metrics)
+        drawn = write_plots(paths, metrics, extras)
+        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({f"time.{k}": v for k, v in extras["timings"].items()})
+        for i, note in enumerate(extras["notes"]):
+            mlflow.set_tag(f"evaluate.note.{i}", note[:5000])
+        mlflow.log_artifact(str(paths.report("metrics")))
+        mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
+    summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "baseline.tfidf_lr.accuracy",
+                                       "baseline.random_init.accuracy") if k in metrics}
+    if extras["notes"]:
+        summary["notes"] = extras["notes"]
+    summary["plots"] = drawn
+    return summary

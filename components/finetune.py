@@ -1,0 +1,243 @@
+"""finetune stage: encoder + classification head, trained on labelled train, early-stopped on val.
+
+Starting point (`finetune.init`):
+- "pretrained": models/pretrained (our encoder, MLM-pretrained), data/tokenized ids;
+- "random": the same architecture from params.model, random weights (the ablation);
+- a path to a local Hugging Face checkpoint folder (AutoModel + its fast tokenizer);
+  train/val text from data/prepared is tokenized with that tokenizer.
+
+`fit_classifier` is the reusable training function (evaluate trains its
+random-init baseline with it, same budget); `run` is the stage: it trains,
+exports the best checkpoint (by val macro-F1) to models/finetuned/ and writes
+reports/finetune.json + reports/finetune_curve.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.config import Params
+from components.errors import ConfigError, DataError, EncoderflowError
+from components.paths import Paths
+
+CURVE_COLUMNS = ["epoch", "step", "train_loss", "val_f1", "val_acc"]
+
+
+@dataclass
+class FitResult:
+    classifier: object  # TextClassifier
+    best_val_f1: float | None
+    best_val_acc: float | None
+    epochs: int
+    steps: int
+    wall_s: float
+    precision: str
+    history: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def _start(cfg: Params, paths: Paths, init: str):
+    """(backbone, tokenizers.Tokenizer, pad_id, max_length, kind) for a starting point."""
+    from tokenizers import Tokenizer
+
+    ft = cfg.finetune
+    if init == "pretrained":
+        from components.model.io import TOKENIZER, load_encoder
+
+        enc = load_encoder(paths.pretrained, dropout=ft.dropout)
+        tok = Tokenizer.from_file(str(paths.pretrained / TOKENIZER))
+        return enc, tok, enc.cfg.pad_id, enc.cfg.max_length, "pretrained"
+    if init == "random":
+        from components.model.encoder import EncoderConfig, build_encoder
+        from components.model.io import tokenizer_vocab_size
+
+        if not paths.tokenizer.is_file():
+            raise DataError(f"{paths.tokenizer}: not found (run tokenize first)")
+        tok = Tokenizer.from_file(str(paths.tokenizer))
+        pad = tok.token_to_id("[PAD]")
+        enc_cfg = EncoderConfig.from_params(cfg.model, tokenizer_vocab_size(paths.tokenizer),
+                                            pad_id=0 if pad is None else pad, dropout=ft.dropout)
+        return build_encoder(enc_cfg), tok, enc_cfg.pad_id, enc_cfg.max_length, "random"
+    folder = Path(init).expanduser()
+    folder = folder if folder.is_absolute() else paths.root / folder
+    if not folder.is_dir():
+        raise ConfigError(f"finetune.init: expected pretrained | random | a local Hugging Face "
+                          f"checkpoint folder, got {init!r} (folder not found)")
+    from components.model.hf_backbone import HFBackbone
+
+    backbone, tok = HFBackbone.from_folder(folder, pooling=cfg.model.pooling)
+    tok.no_padding()  # some shipped tokenizer.json files pad to a fixed length; we pad per batch
+    max_len = min(cfg.model.max_length, backbone.max_positions)
+    return backbone, tok, backbone.pad_id, max_len, "hf"
+
+
+def _data(cfg: Params, paths: Paths, kind: str, tok, n_classes: int):
+    """(train, val) LabelledSeqs: data/tokenized ids, or HF-tokenized prepared text."""
+    from components.model.cls_data import tokenized_split, text_split
+
+    out = []
+    for split in ("train", "val"):
+        if kind == "hf":
+            texts, labels = text_split(paths.split(split), n_classes)
+            seqs = [e.ids for e in tok.encode_batch(texts)] if texts else []
+        else:
+            seqs, labels = tokenized_split(paths.tokenized, split, n_classes)
+        out.append((seqs, labels))
+    return out
+
+
+def _curve_callback(history: list[dict]):
+    import pytorch_lightning as pl
+
+    class Curve(pl.Callback):
+        """One row per epoch: epoch, global step, mean train loss, val F1 / accuracy."""
+
+        def on_train_epoch_end(self, trainer, module):
+            m = trainer.callback_metrics
+            get = lambda k: float(m[k]) if k in m else ""  # noqa: E731
+            history.append({"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
+                            "train_loss": get("train_loss_epoch"), "val_f1": get("val_f1"),
+                            "val_acc": get("val_acc")})
+
+    return Curve()
+
+
+def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id: str | None = None,
+                   tag: str = "finetune", progress: bool = True) -> FitResult:
+    """Train a classifier from `init` (default: finetune.init) and return the best one by val macro-F1.
+
+    Logs to the MLflow run `run_id` when given (through Lightning's MLFlowLogger).
+    Checkpoints go to checkpoints/<tag>/ (cleared first).
+    """
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    from components.model.classifier import ClassifierNet, TextClassifier
+    from components.model.cls_data import LabelledSeqs, class_weights, loader, read_labels
+    from components.model.lit_cls import LitClassifier, freeze_groups
+    from components.pretrain import resolve_precision
+
+    ft = cfg.finetune
+    init = init or ft.init
+    labels = read_labels(paths.labels)
+    pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
+    backbone, tok, pad_id, max_len, kind = _start(cfg, paths, init)
+    (tr_seqs, tr_y), (va_seqs, va_y) = _data(cfg, paths, kind, tok, len(labels))
+    if not tr_seqs:
+        raise DataError(f"{paths.tokenized}: the train split is empty; nothing to fine-tune on")
+    vocab = tok.get_vocab_size()
+    top = max((max(s) for s in tr_seqs if s), default=0)
+    if top >= vocab:
+        raise DataError(f"{paths.tokenized}: token id {top} >= vocab size {vocab} of the {kind} "
+                        "tokenizer (re-run tokenize and pretrain)")
+
+    net = ClassifierNet(backbone, len(labels), ft.dropout).train()  # loaders return eval-mode modules;
+    # Lightning keeps each module's mode, so dropout would silently stay off otherwise.
+    groups = backbone.layer_groups()
+    if ft.freeze_layers > len(groups):
+        raise ConfigError(f"finetune.freeze_layers: expected at most {len(groups)} (layer groups "
+                          f"of this encoder), got {ft.freeze_layers}")
+    frozen = freeze_groups(groups, ft.freeze_layers)
+    steps_per_epoch = math.ceil(len(tr_seqs) / ft.batch_size)
+    total = steps_per_epoch * ft.max_epochs
+    module = LitClassifier(net, len(labels), lr=ft.lr, weight_decay=ft.weight_decay,
+                           layer_lr_decay=ft.layer_lr_decay, warmup_steps=int(ft.warmup_fraction * total),
+                           total_steps=total,
+                           class_weights=class_weights(tr_y, len(labels)) if ft.class_weights else None)
+    train_dl = loader(LabelledSeqs(tr_seqs, tr_y, max_len), ft.batch_size, pad_id, True, cfg.project.seed)
+    has_val = len(va_seqs) > 0
+    val_dl = loader(LabelledSeqs(va_seqs, va_y, max_len), ft.batch_size, pad_id, False, 0) if has_val else None
+
+    ckpt_dir = paths.checkpoints / tag
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    history: list[dict] = []
+    callbacks = [_curve_callback(history)]
+    ckpt = None
+    if has_val:  # without val rows there is nothing to select on: keep the last epoch
+        ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_f1", mode="max",
+                               save_top_k=1, save_weights_only=True, enable_version_counter=False)
+        callbacks += [ckpt, EarlyStopping(monitor="val_f1", mode="max", patience=ft.patience)]
+    logger = False
+    if run_id:
+        from pytorch_lightning.loggers import MLFlowLogger
+
+        from components.tracking import tracking_uri
+
+        logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run_id,
+                              tracking_uri=tracking_uri(cfg.project, paths.root),
+                              prefix="" if tag == "finetune" else tag)
+    precision = resolve_precision(ft.precision, ft.accelerator)
+    trainer = pl.Trainer(max_epochs=ft.max_epochs, accelerator=ft.accelerator, devices=1,
+                         precision=precision, logger=logger, callbacks=callbacks,
+                         gradient_clip_val=ft.grad_clip or None,
+                         num_sanity_val_steps=0, enable_progress_bar=progress,
+                         enable_model_summary=False, default_root_dir=str(ckpt_dir),
+                         log_every_n_steps=max(1, min(50, steps_per_epoch)))
+    t0 = time.perf_counter()
+    trainer.fit(module, train_dl, val_dl)
+    wall = time.perf_counter() - t0
+    if trainer.interrupted:  # Lightning swallows Ctrl-C; never export a half-trained model
+        raise EncoderflowError("fine-tuning was interrupted; nothing was exported", stage="finetune")
+
+    best_f1 = best_acc = None
+    if ckpt is not None and ckpt.best_model_path:
+        state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        best = max((h for h in history if h["val_f1"] != ""), key=lambda h: h["val_f1"], default=None)
+        best_f1 = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+        best_acc = best["val_acc"] if best else None
+    net = module.net.cpu().float().eval()
+    for p in net.parameters():
+        p.requires_grad_(True)  # export plain weights; freezing was a training choice
+    info = {"init": init, "init_kind": kind, "frozen_params": frozen,
+            "trainable_params": sum(p.numel() for p in net.parameters()) - frozen}
+    clf = TextClassifier(net, tok, labels, max_len, pad_id, meta={"init": init, "init_kind": kind})
+    return FitResult(clf, best_f1, best_acc, trainer.current_epoch, trainer.global_step, wall,
+                     precision, history, info)
+
+
+def train_classifier(cfg: Params, paths: Paths, init: str | None = None, **kwargs):
+    """`fit_classifier(...).classifier`: a TextClassifier trained from `init`."""
+    return fit_classifier(cfg, paths, init, **kwargs).classifier
+
+
+def curve_csv(history: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def run(cfg: Params, paths: Paths) -> dict:
+    """The stage: train, export models/finetuned/, write the report and the curve."""
+    from components.atomic import atomic_dir, write_json, write_text
+    from components.tracking import stage_run
+
+    with stage_run(cfg, "finetune", paths.root, ("project", "model", "finetune")) as mlrun:
+        import mlflow
+
+        res = fit_classifier(cfg, paths, run_id=mlrun.info.run_id)
+        with atomic_dir(paths.finetuned) as tmp:
+            res.classifier.save(tmp, extra={"seed": cfg.project.seed})
+        report = {"init": res.info["init"], "init_kind": res.info["init_kind"],
+                  "best_val_f1": res.best_val_f1, "best_val_acc": res.best_val_acc,
+                  "epochs": res.epochs, "steps": res.steps, "wall_s": round(res.wall_s, 2),
+                  "precision": res.precision, "frozen_params": res.info["frozen_params"],
+                  "trainable_params": res.info["trainable_params"],
+                  "mlflow_run_id": mlrun.info.run_id}
+        write_json(paths.report("finetune"), report)
+        write_text(paths.reports / "finetune_curve.csv", curve_csv(res.history))
+        mlflow.log_metrics({k: float(v) for k, v in (("best_val_f1", res.best_val_f1),
+                            ("best_val_acc", res.best_val_acc), ("wall_s", res.wall_s))
+                            if v is not None})
+        mlflow.log_artifact(str(paths.reports / "finetune_curve.csv"))
+    return {k: report[k] for k in ("init", "best_val_f1", "best_val_acc", "epochs", "wall_s")}

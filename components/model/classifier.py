@@ -1,0 +1,186 @@
+"""Text classifier = backbone (our Encoder or a HF model) + dropout + linear head.
+
+`ClassifierNet` is the plain nn.Module that training optimises. `TextClassifier`
+wraps it with its tokenizer and labels for inference: pure torch + tokenizers
+(no Lightning), eval mode, `torch.inference_mode`, deterministic. It is what
+evaluate and the registered MLflow model load:
+
+    clf = TextClassifier.from_folder("models/finetuned")
+    clf.labels                               # ["negative", "positive"]
+    clf.predict_proba(["a fine film"])       # np.ndarray [1, 2], rows sum to 1
+    clf.embed(["a fine film"])               # np.ndarray [1, H]
+
+Folder layout (no pickle): model.safetensors (ClassifierNet state dict),
+tokenizer.json, config.json = {"format", "kind", "backbone", "labels",
+"max_length", "pad_id", "dropout", **extra}. backbone is {"kind": "encoderflow",
+"encoder": EncoderConfig fields} or {"kind": "hf", "config": HF config dict, "pooling"}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from components.errors import DataError
+
+FORMAT = 1
+KIND = "encoderflow.classifier"
+WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+
+
+def truncate(ids: list[int], max_length: int) -> list[int]:
+    """Cut to max_length tokens, keeping the final token (the [SEP] the post-processor added).
+
+    >>> truncate([2, 10, 11, 12, 3], 4)
+    [2, 10, 11, 3]
+    """
+    return list(ids) if len(ids) <= max_length else list(ids[: max_length - 1]) + [ids[-1]]
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest row: (input_ids [B, T] long, attention_mask [B, T] bool).
+
+    >>> pad_batch([[2, 5, 3], [2, 3]], 0)[0].tolist()
+    [[2, 5, 3], [2, 3, 0]]
+    """
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = True
+    return ids, mask
+
+
+class ClassifierNet(nn.Module):
+    """(input_ids [B, T], attention_mask [B, T]) -> logits [B, C]."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.output_size, num_classes)
+        nn.init.normal_(self.head.weight, 0.0, 0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        _, pooled = self.backbone(input_ids, attention_mask)  # [B, H]
+        return self.head(self.drop(pooled))  # [B, C]
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.backbone(input_ids, attention_mask)[1]  # [B, H]
+
+
+def backbone_spec(backbone: nn.Module) -> dict:
+    """JSON description that `build_backbone` turns back into the same architecture."""
+    from components.model.hf_backbone import HFBackbone
+
+    if isinstance(backbone, HFBackbone):
+        return {"kind": "hf", "config": backbone.config_dict(), "pooling": backbone.pooling}
+    return {"kind": "encoderflow", "encoder": dataclasses.asdict(backbone.cfg)}
+
+
+def build_backbone(spec: dict) -> nn.Module:
+    if spec.get("kind") == "hf":
+        from components.model.hf_backbone import HFBackbone
+
+        return HFBackbone.from_config_dict(spec["config"], spec.get("pooling", "mean"))
+    from components.model.encoder import EncoderConfig, build_encoder
+
+    return build_encoder(EncoderConfig(**spec["encoder"]))
+
+
+class TextClassifier:
+    """Inference wrapper: texts -> probabilities / embeddings."""
+
+    def __init__(self, net: ClassifierNet, tokenizer, labels: list[str], max_length: int,
+                 pad_id: int, meta: dict | None = None):
+        self.net = net.eval()
+        self.tokenizer = tokenizer  # tokenizers.Tokenizer (post-processor adds [CLS] ... [SEP])
+        self.tokenizer.no_padding()
+        self.labels = list(labels)
+        self.max_length = int(max_length)
+        self.pad_id = int(pad_id)
+        self.meta = dict(meta or {})
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "TextClassifier":
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        for name in (WEIGHTS, CONFIG, TOKENIZER):
+            if not (folder / name).is_file():
+                raise DataError(f"{folder / name}: not found (expected a folder written by finetune)")
+        try:
+            meta = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+            if meta.get("kind") != KIND:
+                raise KeyError("kind")
+            net = ClassifierNet(build_backbone(meta["backbone"]), len(meta["labels"]), meta.get("dropout", 0.0))
+            net.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"{folder}: not a valid fine-tuned model folder ({type(e).__name__}: {first})") from None
+        return cls(net, tokenizer, meta["labels"], meta["max_length"], meta["pad_id"], meta)
+
+    def save(self, folder: str | Path, extra: dict | None = None) -> None:
+        """Write the three files into `folder` (use inside atomic_dir for stage outputs)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
+        meta = {**self.meta, **(extra or {}), "format": FORMAT, "kind": KIND,
+                "backbone": backbone_spec(self.net.backbone), "labels": self.labels,
+                "max_length": self.max_length, "pad_id": self.pad_id,
+                "dropout": self.net.drop.p}
+        (folder / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        self.tokenizer.save(str(folder / TOKENIZER))
+
+    # -------------------------------------------------------------- inference
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text, truncated to max_length (the same ids training saw)."""
+        return [truncate(e.ids, self.max_length) for e in self.tokenizer.encode_batch(list(texts))]
+
+    def _batches(self, texts: list[str], batch_size: int, fn) -> np.ndarray:
+        """Apply fn(ids, mask) -> [b, D] in length-sorted batches; rows in input order."""
+        seqs = self.encode(texts)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # stable: deterministic
+        out: list[tuple[list[int], torch.Tensor]] = []
+        self.net.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start: start + batch_size]
+                ids, mask = pad_batch([seqs[i] or [self.pad_id] for i in idx], self.pad_id)
+                out.append((idx, fn(ids, mask).float()))
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        result = torch.empty((len(seqs), out[0][1].shape[1]), dtype=torch.float32)
+        for idx, values in out:
+            result[idx] = values
+        return result.numpy()
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities [N, C] (float32, rows sum to 1), columns in `labels` order."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self._batches(texts, batch_size, lambda i, m: torch.softmax(self.net(i, m).float(), -1))
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
+        """Label names, argmax of predict_proba."""
+        probs = self.predict_proba(texts, batch_size)
+        return [self.labels[i] for i in probs.argmax(axis=1)]
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Pooled sentence vectors [N, H] from the fine-tuned backbone."""
+        if len(texts) == 0:
+            return np.zeros((0, self.net.backbone.output_size), dtype=np.float32)
+        return self._batches(texts, batch_size, self.net.embed)

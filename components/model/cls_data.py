@@ -1,0 +1,112 @@
+"""Labelled token sequences -> padded batches for classification fine-tuning.
+
+Batches are padded to their own longest row (dynamic padding), without
+length sorting or bucketing; the shuffle order comes from a seeded generator,
+so the same seed gives the same batches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from components.errors import DataError
+from components.model.classifier import pad_batch, truncate
+
+
+class LabelledSeqs(Dataset):
+    """(token ids, label) pairs; ids are truncated to `max_length` on access."""
+
+    def __init__(self, seqs: list[list[int]], labels: np.ndarray, max_length: int):
+        assert len(seqs) == len(labels)
+        self.seqs, self.labels, self.max_length = seqs, np.asarray(labels, dtype=np.int64), max_length
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def __getitem__(self, i: int):
+        return truncate(self.seqs[i], self.max_length), int(self.labels[i])
+
+
+class Collate:
+    """[(ids, label)] -> {"input_ids" [B, T], "attention_mask" [B, T] bool, "labels" [B]}."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items):
+        ids, mask = pad_batch([s for s, _ in items], self.pad_id)
+        return {"input_ids": ids, "attention_mask": mask,
+                "labels": torch.tensor([y for _, y in items], dtype=torch.long)}
+
+
+def loader(data: LabelledSeqs, batch_size: int, pad_id: int, shuffle: bool, seed: int) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
+                      collate_fn=Collate(pad_id), num_workers=0)
+
+
+def read_labels(path: Path) -> list[str]:
+    """data/prepared/labels.json -> ["negative", "positive"]."""
+    try:
+        labels = json.loads(Path(path).read_text(encoding="utf-8"))["labels"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (run ingest first)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: expected {{\"labels\": [...]}} ({type(e).__name__}: {e})") from None
+    if not isinstance(labels, list) or len(labels) < 2:
+        raise DataError(f"{path}: expected at least 2 labels, got {labels!r}")
+    return [str(x) for x in labels]
+
+
+def tokenized_split(folder: Path, split: str, n_classes: int) -> tuple[list[list[int]], np.ndarray]:
+    """One split of data/tokenized as (ids per row, labels [N]); labels checked against n_classes."""
+    import datasets
+
+    if not (Path(folder) / "dataset_dict.json").is_file():
+        raise DataError(f"{folder}: tokenized dataset not found (run tokenize first)")
+    dd = datasets.load_from_disk(str(folder))
+    if split not in dd:
+        raise DataError(f"{folder}: split {split!r} not found (splits: {', '.join(dd)})")
+    ds = dd[split]
+    for col in ("input_ids", "label"):
+        if col not in ds.column_names:
+            raise DataError(f"{folder}/{split}: column {col!r} not found (columns: {', '.join(ds.column_names)})")
+    seqs = [list(map(int, s)) for s in ds["input_ids"]]
+    labels = np.asarray(ds["label"], dtype=np.int64)
+    check_labels(labels, n_classes, f"{folder}/{split}")
+    return seqs, labels
+
+
+def text_split(parquet: Path, n_classes: int) -> tuple[list[str], np.ndarray]:
+    """data/prepared/<split>.parquet as (texts, labels [N])."""
+    import pandas as pd
+
+    if not Path(parquet).is_file():
+        raise DataError(f"{parquet}: not found (run ingest first)")
+    df = pd.read_parquet(parquet, columns=["text", "label"])
+    labels = df["label"].to_numpy(dtype=np.int64)
+    check_labels(labels, n_classes, str(parquet))
+    return df["text"].astype(str).tolist(), labels
+
+
+def check_labels(labels: np.ndarray, n_classes: int, where: str) -> None:
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad.size:
+        raise DataError(f"{where}: row {int(bad[0])} has label {int(labels[bad[0]])}, "
+                        f"expected 0..{n_classes - 1} (labels.json)")
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights N / (C * count_c), so a balanced set gets all ones.
+
+    >>> [round(w, 4) for w in class_weights(np.array([0, 0, 0, 1]), 2).tolist()]
+    [0.6667, 2.0]
+    """
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = len(labels) / (n_classes * np.maximum(counts, 1.0))
+    return torch.tensor(w, dtype=torch.float32)
