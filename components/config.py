@@ -82,11 +82,11 @@ class TokenizeConfig:
 class ModelConfig:
     family: Literal["transformer", "lstm", "cnn"] = "transformer"
     hidden_size: int = _f(256, ge=8)
-    num_layers: int = _f(4, ge=1)
+    num_layers: int = _f(2, ge=1)
     num_heads: int = _f(4, ge=1)
     ffn_size: int = _f(1024, ge=8)
     bias: bool = False
-    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    positions: Literal["learned", "sinusoidal", "rotary"] = "rotary"
     max_length: int = _f(128, ge=8)
     pooling: Literal["cls", "mean", "max"] = "mean"
     kernel_sizes: tuple[int, ...] = (3, 5, 7)
@@ -102,7 +102,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    max_steps: int = _f(2000, ge=1)
+    max_steps: int = _f(1000, ge=1)
     max_minutes: float = _f(8.0, gt=0)
     batch_size: int = _f(32, ge=1)
     seq_len: int = _f(128, ge=8)
@@ -112,7 +112,7 @@ class PretrainConfig:
     weight_decay: float = _f(0.01, ge=0)
     warmup_fraction: float = _f(0.06, ge=0, lt=1)
     schedule: Literal["linear", "cosine"] = "linear"
-    mask_rate: float = _f(0.15, gt=0, lt=1)
+    mask_rate: float = _f(0.25, gt=0, lt=1)
     grad_clip: float = _f(1.0, ge=0)
     dropout: float = _f(0.0, ge=0, lt=1)
     precision: Literal["auto", "32", "bf16-mixed"] = "auto"
@@ -129,7 +129,7 @@ class PretrainConfig:
 class FinetuneConfig:
     # "pretrained" (models/pretrained), "random", or a local HF checkpoint folder.
     init: str = "pretrained"
-    max_epochs: int = _f(4, ge=1)
+    max_epochs: int = _f(3, ge=1)
     batch_size: int = _f(32, ge=1)
     lr: float = _f(3e-4, gt=0)
     weight_decay: float = _f(0.01, ge=0)
