@@ -128,13 +128,21 @@ OutOpt = typer.Option(..., "--output", "-o", help="Output file.")
 ColumnOpt = typer.Option("text", "--text-column", help="Column holding the text.")
 
 
-def _open_model(cfg, uri: Optional[str]):
-    from components.predict import load_model
+def _open_model(params: Path, set_: Optional[List[str]], uri: Optional[str], input: Path,
+                output: Path, text_column: str, out_kinds):
+    """Check the input file, its text column and the output type, then load the model.
 
+    Bad files fail here with a one-line error, before the (slower) model load.
+    """
+    from components import predict as batch
+
+    cfg = _cfg(params, set_)
+    next(batch.read_batches(input, text_column), None)
+    batch._kind(output, out_kinds, "output")
     uri = uri or f"models:/{cfg.register.model_name}@champion"
     if uri.startswith("models:/"):
         _client(cfg)  # points mlflow at the project's registry (one-line error if unreachable)
-    return uri, load_model(uri)
+    return uri, batch.load_model(uri)
 
 
 @app.command()
@@ -145,10 +153,7 @@ def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parqu
     try:
         from components import predict as batch
 
-        cfg = _cfg(params, set_)
-        next(batch.read_batches(input, text_column), None)  # bad file / column: fail before loading
-        batch._kind(output, batch.PRED_OUT, "output")
-        uri, loaded = _open_model(cfg, model)
+        uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.PRED_OUT)
         n = batch.predict_file(loaded, input, output, text_column)
         typer.echo(f"predict: {n} rows scored with {uri} -> {output}")
     except EncoderflowError as e:
@@ -163,10 +168,7 @@ def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet
     try:
         from components import predict as batch
 
-        cfg = _cfg(params, set_)
-        next(batch.read_batches(input, text_column), None)
-        batch._kind(output, batch.EMBED_OUT, "output")
-        uri, loaded = _open_model(cfg, model)
+        uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.EMBED_OUT)
         n, dim = batch.embed_file(loaded, input, output, text_column)
         typer.echo(f"embed: {n} rows x {dim} dims with {uri} -> {output}")
     except EncoderflowError as e:
