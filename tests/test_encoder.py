@@ -146,3 +146,28 @@ def test_load_rejects_corrupt_or_missing_files(tmp_path):
     weights.unlink()
     with pytest.raises(DataError, match="model.safetensors: not found"):
         load_encoder(folder)
+
+
+@pytest.mark.parametrize("family,positions", VARIANTS)
+@pytest.mark.parametrize("padded", [False, True])
+def test_selected_states_equal_dense_states_at_the_selection(family, positions, padded):
+    """The MLM loss reads selected_states; the transformer computes its last block sparsely."""
+    torch.manual_seed(0)
+    enc = build_encoder(tiny(family, positions)).eval()
+    ids, mask = batch()
+    if not padded:
+        mask = torch.ones_like(mask)  # packed blocks: no padding (the CPU path drops the mask)
+    select = torch.zeros_like(mask)
+    select[0, [1, 4, 8]] = True
+    select[2, 0] = True  # row 1 selects nothing
+    dense = enc.token_states(ids, mask)[select]  # [4, H]
+    sparse = enc.selected_states(ids, mask, select)
+    assert sparse.shape == dense.shape == (4, 32)
+    assert torch.allclose(sparse, dense, atol=1e-5)
+    # the gradients agree too, for every parameter
+    params = list(enc.parameters())
+    grads = [torch.autograd.grad(out.sum(), params, allow_unused=True)
+             for out in (enc.token_states(ids, mask)[select], enc.selected_states(ids, mask, select))]
+    for g_dense, g_sparse in zip(*grads):
+        assert (g_dense is None) == (g_sparse is None)
+        assert g_dense is None or torch.allclose(g_dense, g_sparse, atol=1e-5)

@@ -71,9 +71,10 @@ class LitMLM(pl.LightningModule):
 
     def mlm_loss(self, batch: dict) -> torch.Tensor:
         labels = batch["labels"]  # [B, T], IGNORE where no loss
-        states = self.encoder.token_states(batch["input_ids"], batch["attention_mask"])  # [B, T, H]
         sel = labels != IGNORE  # [B, T]
-        logits = self.head(states[sel])  # sparse: only masked positions [N, V]
+        # sparse: only the N masked positions leave the last block and reach the vocab projection
+        states = self.encoder.selected_states(batch["input_ids"], batch["attention_mask"], sel)  # [N, H]
+        logits = self.head(states)  # [N, V]
         return F.cross_entropy(logits.float(), labels[sel])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
