@@ -1,0 +1,92 @@
+"""Scaling curve: real tokens/s of the default pretraining step by batch size, sequence length and threads.
+
+    .venv/bin/python benchmarks/scaling.py                         # 8/32/64 x 64/128/256 x 1/2 threads
+    .venv/bin/python benchmarks/scaling.py --batch-sizes 8,32 --seq-lens 64 --windows 2 --steps 2   # smoke
+    .venv/bin/python benchmarks/scaling.py --precision 32 --thread-counts 1,2,4
+
+The step is the pretrain stage's own (LitMLM.mlm_loss + its AdamW/LambdaLR + grad clip,
+under the stage's precision: params' pretrain.precision resolved as the stage does, "auto"
+-> bf16-mixed on CPUs with native bf16), on packed + masked batches of the project's real
+tokens, re-packed for each sequence length. Sequence lengths above model.max_length
+build the model with a longer max_length (rotary / sinusoidal tables; same weights
+count). For each (batch, seq) the thread counts are timed in alternating windows
+(torch.set_num_threads), so CPU noise hits them alike; the median window is reported.
+Use it to size a run: steps/hour = 3.6e6 / (ms/step), tokens/hour = 3600 * tok/s.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # benchmarks/tokenize.py shadows stdlib
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+
+from benchmarks import _common as C  # noqa: E402
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[1:]))
+    C.add_common_args(ap)
+    ap.add_argument("--batch-sizes", type=ints, default=[8, 32, 64], help="comma list (default 8,32,64)")
+    ap.add_argument("--seq-lens", type=ints, default=[64, 128, 256], help="comma list (default 64,128,256)")
+    ap.add_argument("--thread-counts", type=ints, default=[1, 2], help="comma list (default 1,2)")
+    ap.add_argument("--precision", choices=["auto", "32", "bf16-mixed"], default=None,
+                    help="default: pretrain.precision, resolved as the stage does")
+    ap.add_argument("--windows", type=int, default=3, help="timed windows per cell (median reported)")
+    ap.add_argument("--steps", type=int, default=3, help="optimizer steps per window")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps per cell and thread count")
+    args = ap.parse_args()
+
+    import torch
+
+    from components.pretrain import resolve_precision
+
+    C.set_threads(args.threads)
+    C.header("pretraining throughput by batch size, sequence length and threads")
+    cfg = C.load_cfg(args.project, args.overrides)
+    p, m = cfg.pretrain, cfg.model
+    precision = resolve_precision(args.precision or p.precision, p.accelerator)
+    paths = C.ensure_data(cfg, args.project)
+    print(f"model: {m.family} layers={m.num_layers} hidden={m.hidden_size} heads={m.num_heads} ffn={m.ffn_size} "
+          f"positions={m.positions} | precision {precision} | mask rate {p.mask_rate}")
+    print(f"timing: {args.windows} windows x {args.steps} steps per cell, thread counts alternating\n", flush=True)
+
+    per_cell = args.warmup * len(args.thread_counts) + args.windows * args.steps * len(args.thread_counts)
+    results = {}  # (threads, batch, seq) -> (tok/s, ms/step)
+    for seq in args.seq_lens:
+        info, train, _ = C.load_blocks(cfg, paths, seq)
+        for bs in args.batch_sizes:
+            batches = C.make_batches(info, train, bs, per_cell, args.seed, p.mask_rate)
+            s = C.build_ours(cfg, info, seq, precision, args.seed, per_cell)
+            for th in args.thread_counts:
+                torch.set_num_threads(th)
+                C.warm_up(s, batches, args.warmup)
+            wins = {th: [] for th in args.thread_counts}
+            for _ in range(args.windows):
+                for th in args.thread_counts:
+                    torch.set_num_threads(th)
+                    wins[th].append(C.window(s, batches, args.steps))
+            for th, ws in wins.items():
+                ms = statistics.median(w["seconds"] / args.steps for w in ws) * 1e3
+                results[(th, bs, seq)] = (C.median_rate(ws), ms)
+            print(f"  batch {bs:3d} x seq {seq:3d}: " + "  ".join(
+                f"{th} thread(s) {results[(th, bs, seq)][0]:,.0f} tok/s" for th in args.thread_counts), flush=True)
+
+    print(f"\nreal tokens/s (ms per optimizer step), {precision}, median of {args.windows} windows:\n")
+    head = ["threads", "batch"] + [f"seq {s}" for s in args.seq_lens]
+    rows = [[th, bs] + [f"{results[(th, bs, s)][0]:,.0f} ({results[(th, bs, s)][1]:.0f} ms)" for s in args.seq_lens]
+            for th in args.thread_counts for bs in args.batch_sizes]
+    print(C.md_table(head, rows))
+
+
+if __name__ == "__main__":
+    main()
