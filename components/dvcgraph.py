@@ -37,7 +37,8 @@ CONFIG_DEP = "components/config.py"
 PLUMBING = frozenset({
     "components", "components.atomic", "components.config", "components.config_parse",
     "components.dvcgraph", "components.env", "components.errors", "components.lineage",
-    "components.paths", "components.stages", "components.tracking",
+    "components.paths", "components.redact", "components.runlock", "components.stages",
+    "components.tracking",
 })
 
 

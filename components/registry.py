@@ -2,9 +2,10 @@
 
 Aliases only (no stages): `@champion` is what serving loads, `@challenger` a
 registered version that did not beat it. The registered model's tag
-`previous_champion` remembers the champion before the current one, so
-`rollback` can return to it (rollback sets it to the version it replaced, so
-a second rollback undoes the first).
+`previous_champion.<V>` remembers which champion version V replaced, so
+`rollback` can return to it (rollback records the version it replaced, so a
+second rollback undoes the first). The tag `previous_champion` mirrors it for
+the current champion, for people reading the model page.
 
 Audit trail: one registered-model tag per alias change, key
 `audit.<UTC time, µs>` (sorts in time order), value a JSON record:
@@ -16,13 +17,18 @@ without any extra run.
 
 Crash safety: a change is journalled, then applied, in this order:
   1. audit record status "pending" (nothing changed yet)
-  2. set the alias (serving switches here)
-  3. champion only: tag previous_champion = the replaced champion;
-     drop @challenger if it pointed at the new champion
-  4. audit record status "done"
-Every registry command first runs `recover`: a pending record whose alias
-already points at its version is rolled forward (steps 3-4, idempotent);
-otherwise it is marked "aborted". So any interrupted prefix ends consistent.
+  2. champion only: tag previous_champion.<new> = the champion it replaces
+     (inert until the alias moves: rollback reads the tag of the CURRENT champion)
+  3. set the alias: the single commit point. Before it the old state stands;
+     from it on, the new champion and its rollback target are both in place.
+  4. champion only: mirror tag previous_champion; drop @challenger if it
+     pointed at the new champion
+  5. audit record status "done"
+If a step raises, `set_alias` runs `recover` at once (best effort) and
+re-raises; every registry command also runs it first, which covers a killed
+process. `recover` rolls a pending record forward (steps 4-5, idempotent)
+when its alias already points at its version, else marks it "aborted". So an
+interrupted change ends in the old state or the complete new one.
 Changes made outside encoderflow (MLflow UI, API) are found by comparing the
 current aliases with the last done record and recorded as "ui/external".
 """
@@ -129,8 +135,28 @@ def _new_key(model) -> str:
     return key
 
 
+def target_key(version: str) -> str:
+    """The tag naming the champion that `version` replaced.
+
+    >>> target_key("3")
+    'previous_champion.3'
+    """
+    return f"{PREVIOUS}.{version}"
+
+
+def rollback_target(model) -> str | None:
+    """The version `rollback` returns to: the one the current champion replaced."""
+    tags = model.tags or {}
+    current = aliases(model).get(CHAMPION)
+    if current and target_key(current) in tags:
+        return tags[target_key(current)] or None
+    if any(k.startswith(PREVIOUS + ".") for k in tags):
+        return None  # the current champion replaced nobody
+    return tags.get(PREVIOUS)  # a model promoted before per-version tags existed
+
+
 def _finish(client, name: str, rec: dict) -> None:
-    """Steps 3 of the protocol (idempotent), given that the alias is already set."""
+    """Step 4 of the protocol (idempotent), given that the alias is already set."""
     if rec["alias"] == CHAMPION:
         if rec.get("from"):
             client.set_registered_model_tag(name, PREVIOUS, rec["from"])
@@ -172,7 +198,10 @@ def observe(client, name: str) -> list[dict]:
                if before.get(a) != now.get(a)}
     old_champ, new_champ = before.get(CHAMPION), now.get(CHAMPION)
     if old_champ and new_champ and old_champ != new_champ:
+        client.set_registered_model_tag(name, target_key(new_champ), old_champ)
         client.set_registered_model_tag(name, PREVIOUS, old_champ)
+    elif new_champ and not old_champ and target_key(new_champ) in (model.tags or {}):
+        client.delete_registered_model_tag(name, target_key(new_champ))  # replaced nobody
     rec = {"action": "external", "by": "ui/external", "changes": changes, "aliases": now,
            "status": "done", "time": _iso(), "note": "alias change made outside encoderflow"}
     _write(client, name, _new_key(model), rec)
@@ -209,10 +238,22 @@ def set_alias(client, name: str, alias: str, version: str, *, action: str, by: s
         rec["numbers"] = numbers
     key = _new_key(model)
     _write(client, name, key, rec)  # 1. journal
-    client.set_registered_model_alias(name, alias, version)  # 2. alias
-    _finish(client, name, rec)  # 3. previous_champion, challenger cleanup
-    rec["status"] = "done"
-    _write(client, name, key, rec)  # 4. done
+    try:
+        if alias == CHAMPION:  # 2. the rollback target of the new champion (inert until 3)
+            if old:
+                client.set_registered_model_tag(name, target_key(version), old)
+            elif target_key(version) in (model.tags or {}):  # stale, from an earlier reign
+                client.delete_registered_model_tag(name, target_key(version))
+        client.set_registered_model_alias(name, alias, version)  # 3. commit
+        _finish(client, name, rec)  # 4. mirror tag, challenger cleanup
+        rec["status"] = "done"
+        _write(client, name, key, rec)  # 5. done
+    except Exception:
+        try:  # roll forward if the alias moved, else mark aborted; a killed process
+            recover(client, name)  # leaves this to the next registry command
+        except Exception:  # noqa: BLE001 - the store may be down: keep the first error
+            pass
+        raise
     return True
 
 
@@ -240,7 +281,7 @@ def rollback(client, name: str, by: str = "cli") -> tuple[str | None, str]:
     model = _require_model(client, name)
     sync(client, name)
     model = client.get_registered_model(name)
-    prev = (model.tags or {}).get(PREVIOUS)
+    prev = rollback_target(model)
     current = aliases(model).get(CHAMPION)
     if not prev or prev == current:
         raise EncoderflowError(f"model {name!r} has no previous champion to roll back to")

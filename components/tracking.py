@@ -17,6 +17,19 @@ from typing import Any, Iterator
 from components.config import Params, ProjectConfig
 
 PARENT_ENV = "ENCODERFLOW_PARENT_RUN_ID"
+ERROR_TAG = "encoderflow.error"  # on a FAILED run: its one-line error
+
+
+def _one_line(err: BaseException, limit: int = 500) -> str:
+    """`str(err)`'s first line (or the type name), at most `limit` characters.
+
+    >>> _one_line(ValueError("bad\\nmore"))
+    'bad'
+    >>> _one_line(KeyboardInterrupt())
+    'KeyboardInterrupt'
+    """
+    text = (str(err).splitlines() or [""])[0] or type(err).__name__
+    return text[:limit]
 
 
 def tracking_uri(cfg: ProjectConfig, root: Path | None = None) -> str:
@@ -43,8 +56,14 @@ def experiment_id(cfg: ProjectConfig, root: Path | None = None) -> str:
 
 
 def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
-    """One config section as `section.key` -> str, for mlflow.log_params."""
-    return {f"{prefix}{key}": str(value) for key, value in dataclasses.asdict(obj).items()}
+    """One config section as `section.key` -> str, for mlflow.log_params.
+
+    Values are redacted (`user:password@` in URIs -> `***@`): params are shown to
+    everyone who can read the tracking server.
+    """
+    from components.redact import redact_mapping
+
+    return redact_mapping({f"{prefix}{key}": str(value) for key, value in dataclasses.asdict(obj).items()})
 
 
 @contextlib.contextmanager
@@ -53,7 +72,8 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
     """Start (or resume, with `run_id`) the MLflow run of one stage.
 
     Logs the params of `sections`. The run ends FINISHED on success and FAILED
-    when the body raises (mlflow's own context manager does that).
+    when the body raises (mlflow's own context manager does that), with the
+    one-line error in the tag `encoderflow.error`.
     """
     import mlflow
 
@@ -74,5 +94,10 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
             mlflow.log_params(params)
         try:
             yield run
-        finally:
-            mlflow.set_tags(lineage.data_tags(root))
+        except BaseException as e:  # the run ends FAILED; say why on the run itself
+            with contextlib.suppress(Exception):  # never mask the stage's own error
+                from components.redact import redact
+
+                mlflow.set_tags({**lineage.data_tags(root), ERROR_TAG: redact(_one_line(e))})
+            raise
+        mlflow.set_tags(lineage.data_tags(root))

@@ -35,10 +35,13 @@ def fail(err: BaseException) -> None:
     """Print a one-line error (traceback only with --debug) and exit non-zero."""
     from flows.stagerun import write_error
 
-    write_error(str(err))  # for the flow that started this stage, if any
+    from components.redact import redact
+
+    message = redact(str(err))  # no URI credentials in terminals, CI logs or run tags
+    write_error(message)  # for the flow that started this stage, if any
     if _state["debug"]:
         raise err
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
 
@@ -59,20 +62,24 @@ def stage(
     """Run one stage with params.yaml (this is what dvc.yaml calls)."""
     env.configure()
     try:
-        from components import stages
+        from components import runlock, stages
         from components.paths import Paths
 
         st = stages.get(name)
         cfg = load(params, set_)
         t0 = time.perf_counter()
-        summary = st.load()(cfg, Paths.at("."))
+        # A stage run by hand while the pipeline runs would interleave outputs: refused.
+        # Stages that the pipeline itself starts (dvc repro) pass: the lock is their parent's.
+        with runlock.hold("."):
+            summary = st.load()(cfg, Paths.at("."))
         typer.echo(f"{name}: done in {time.perf_counter() - t0:.1f}s" + (f" {summary}" if summary else ""))
     except EncoderflowError as e:
         fail(e)
     except Exception as e:  # a bug: keep the traceback, still tell the flow the one line
+        from components.redact import redact
         from flows.stagerun import write_error
 
-        write_error(f"{type(e).__name__}: {e}")
+        write_error(redact(f"{type(e).__name__}: {e}"))
         raise
 
 
@@ -82,15 +89,21 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
 
     In a DVC repo each stage runs through `dvc repro`, so dvc.lock records the
     run and `dvc repro` afterwards is a no-op; --set values are written into
-    params.yaml there (DVC reads that file). Elsewhere stages run in-process."""
+    params.yaml there (DVC reads that file). Elsewhere stages run in-process.
+    One run per project at a time: a second one exits at once with
+    "pipeline already running (pid N)" (lock: .encoderflow/run.lock)."""
     env.configure()
     os.environ.setdefault("PREFECT_HOME", str(Path(".prefect").resolve()))  # runs stay with the project
     try:
         cfg = load(params, set_)
+        from components import runlock
         from flows import pipeline
 
-        outcome = pipeline.run_local(".", str(params), tuple(set_ or ()))
-        typer.echo(pipeline.where_to_look(outcome, cfg.project.tracking_uri))
+        with runlock.hold("."):  # a second run is refused here, before Prefect starts
+            outcome = pipeline.run_local(".", str(params), tuple(set_ or ()))
+        from components.redact import redact
+
+        typer.echo(pipeline.where_to_look(outcome, redact(cfg.project.tracking_uri)))
         if not outcome.ok:
             fail(EncoderflowError(outcome.message))
     except EncoderflowError as e:
@@ -128,7 +141,9 @@ def check_params(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
         import yaml
 
         cfg = load(params, set_)
-        typer.echo(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        from components.redact import redact
+
+        typer.echo(redact(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)))
     except EncoderflowError as e:
         fail(e)
 

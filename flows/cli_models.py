@@ -20,6 +20,7 @@ import typer
 
 from components import env
 from components.errors import EncoderflowError
+from components.redact import redact
 from flows.cli import ParamsOpt, SetOpt, app, fail
 
 
@@ -155,7 +156,7 @@ def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parqu
 
         uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.PRED_OUT)
         n = batch.predict_file(loaded, input, output, text_column)
-        typer.echo(f"predict: {n} rows scored with {uri} -> {output}")
+        typer.echo(f"predict: {n} rows scored with {redact(uri)} -> {output}")
     except EncoderflowError as e:
         fail(e)
 
@@ -170,32 +171,47 @@ def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet
 
         uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.EMBED_OUT)
         n, dim = batch.embed_file(loaded, input, output, text_column)
-        typer.echo(f"embed: {n} rows x {dim} dims with {uri} -> {output}")
+        typer.echo(f"embed: {n} rows x {dim} dims with {redact(uri)} -> {output}")
     except EncoderflowError as e:
         fail(e)
 
 
-def ui_command(cfg, root: Path, host: str, port: int) -> tuple[list[str], dict]:
-    """The `mlflow server` command line and environment for the project's store."""
+LOOPBACK = "127.0.0.1"
+
+
+def ui_command(cfg, root: Path, host: str = LOOPBACK, port: int = 5000) -> tuple[list[str], dict]:
+    """The `mlflow server` command line and environment for the project's store.
+
+    The store URIs travel in the environment (MLFLOW_BACKEND_STORE_URI,
+    MLFLOW_ARTIFACTS_DESTINATION: options `mlflow server` reads), not on the
+    command line, where `ps` would show any password they carry to every local user.
+    """
     from components.tracking import tracking_uri
 
     artifacts = cfg.project.artifact_location
     if "://" not in artifacts:
         artifacts = (root / artifacts).resolve().as_uri()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(cfg.project, root),
-           "--serve-artifacts", "--artifacts-destination", artifacts,
+    cmd = [sys.executable, "-m", "mlflow", "server", "--serve-artifacts",
            "--host", host, "--port", str(port), "--workers", "1"]
-    return cmd, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return cmd, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                 "MLFLOW_BACKEND_STORE_URI": tracking_uri(cfg.project, root),
+                 "MLFLOW_ARTIFACTS_DESTINATION": artifacts}
 
 
 @app.command()
-def ui(host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (default: loopback only)."),
+def ui(host: str = typer.Option(LOOPBACK, "--host", help="Interface to bind (default: loopback only; "
+                                "the MLflow UI has no login, so anyone who reaches it can edit models)."),
        port: int = typer.Option(5000, "--port", help="Port to listen on."),
        params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Start the MLflow UI on the project's runs and models (Ctrl-C stops it)."""
     try:
         cfg = _cfg(params, set_)
         cmd, environ = ui_command(cfg, Path(".").resolve(), host, port)
+        from flows.schedule import is_loopback
+
+        if not is_loopback(host):
+            typer.secho(f"warning: --host {host} exposes the MLflow UI (no authentication) to "
+                        "the network", fg=typer.colors.YELLOW, err=True)
         typer.echo(f"MLflow UI: http://{host}:{port}  (models: http://{host}:{port}/#/models)")
         try:
             code = subprocess.call(cmd, env=environ)

@@ -10,7 +10,12 @@ so unchanged stages are skipped and `dvc status` is clean afterwards.
 A failing stage ends the flow in a Failed state whose message is
 "stage 'validate' failed: <one-line error>"; later stages do not run and the
 outputs of earlier stages stay. Either way a markdown artifact
-(key "encoderflow-run") summarises the run.
+(key "encoderflow-run") summarises the run. The failed stage's MLflow run
+and the parent "pipeline" run end FAILED (tag encoderflow.failed_stage).
+
+One run per project at a time: the flow holds components/runlock.py's lock
+(.encoderflow/run.lock) throughout; another run, scheduled or by hand, is
+refused with "pipeline already running (pid N)".
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from components import env, lineage, stages, tracking
+from components import env, lineage, runlock, stages, tracking
 from components.errors import ConfigError, EncoderflowError
 from components.paths import Paths
 from flows import stagerun, summary
@@ -93,12 +98,16 @@ class ParentRun:
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[i:i + 100])
 
-    def finish(self, results: list[dict], failed: str | None, ok: bool) -> None:
+    def finish(self, results: list[dict], failed: str | None, ok: bool, error: str | None = None) -> None:
         from mlflow.entities import Metric, RunTag
 
         tags = {**lineage.tags(self.root),  # after the run: the lock that reproduces it
                 "encoderflow.stages_ran": ",".join(r["name"] for r in results if r["status"] == "ran"),
                 "encoderflow.failed_stage": failed or ""}
+        if error:
+            from components.redact import redact
+
+            tags[tracking.ERROR_TAG] = redact(error)[:500]
         metrics = []
         if ok:
             report = summary.read_report(Paths.at(self.root), "metrics") or {}
@@ -120,14 +129,24 @@ def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] 
     log = get_run_logger()
     root_p = Path(root).resolve()
     driver = "dvc" if stagerun.is_dvc_repo(root_p) else "in-process"
-    try:
-        cfg = resolve_params(root_p, params, list(overrides or ()), driver, log)
-    except EncoderflowError as e:
-        return Failed(message=f"params: {e}")
-    env.configure(cfg.ingest.source)
-    flow_run_id = str(flow_run.get_id() or "")
-    log.info("running %d stages (%s) in %s", len(stages.STAGES), driver, root_p)
+    try:  # scheduled runs lock here; under `encoderflow run` the lock is already ours
+        with runlock.hold(root_p):
+            try:  # may write --set values into params.yaml: under the lock
+                cfg = resolve_params(root_p, params, list(overrides or ()), driver, log)
+            except EncoderflowError as e:
+                return Failed(message=f"params: {e}")
+            env.configure(cfg.ingest.source)
+            return _run_stages(cfg, root_p, driver, str(flow_run.get_id() or ""), log)
+    except runlock.AlreadyRunning as e:
+        log.error("%s", e)
+        return Failed(message=str(e))
 
+
+def _run_stages(cfg, root_p: Path, driver: str, flow_run_id: str, log):
+    """The body of the flow, with the run lock held."""
+    from prefect.states import Failed
+
+    log.info("running %d stages (%s) in %s", len(stages.STAGES), driver, root_p)
     saved = {k: os.environ.get(k) for k in (tracking.PARENT_ENV, lineage.FLOW_RUN_ENV)}
     parent = ParentRun(cfg, root_p, flow_run_id)
     os.environ[tracking.PARENT_ENV] = parent.run_id
@@ -150,7 +169,7 @@ def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] 
         completed = failed is None
     finally:
         try:
-            parent.finish(results, failed, ok=completed)
+            parent.finish(results, failed, ok=completed, error=error)
             from prefect.artifacts import create_markdown_artifact
 
             create_markdown_artifact(

@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from components.errors import EncoderflowError
+from components.redact import redact
 
 
 def api_url(host: str, port: int) -> str:
@@ -46,20 +47,48 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+DEFAULT_HOST = "127.0.0.1"  # loopback: the Prefect server has no login
+
+
+def server_command(root: Path, host: str = DEFAULT_HOST, port: int = 4200) -> tuple[list[str], dict]:
+    """The `prefect server start` argv and environment (data under root/.prefect).
+
+    The host is always explicit on the command line, so the server binds where
+    the CLI says (127.0.0.1 unless --host was given), whatever PREFECT_SERVER_API_HOST holds.
+    """
+    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": api_url(host, port)}
+    return [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)], env
+
+
 def start_server(root: Path, host: str, port: int) -> subprocess.Popen:
     """`prefect server start` in a new process group, data under root/.prefect."""
     home = root / ".prefect"
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": api_url(host, port)}
+    cmd, env = server_command(root, host, port)
     log = open(home / "server.log", "ab")  # noqa: SIM115 (the child owns it from here)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)  # own process group: stop_server kills all of it
     finally:
         log.close()
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "10.0.0.5")]
+    [True, True, True, False, False]
+    """
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def wait_healthy(url: str, proc: subprocess.Popen | None, log: Path, timeout: float = 180.0) -> None:
@@ -72,7 +101,7 @@ def wait_healthy(url: str, proc: subprocess.Popen | None, log: Path, timeout: fl
             raise EncoderflowError(f"prefect server exited with {proc.returncode} "
                                    f"(see {log}){': ' + tail[0] if tail else ''}")
         time.sleep(0.5)
-    raise EncoderflowError(f"prefect server at {url} not healthy after {timeout:.0f}s (see {log})")
+    raise EncoderflowError(f"prefect server at {redact(url)} not healthy after {timeout:.0f}s (see {log})")
 
 
 def stop_server(proc: subprocess.Popen, grace: float = 20.0) -> None:
@@ -97,7 +126,7 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def serve(root: Path, cron: str, server: str | None = None, host: str = "127.0.0.1",
+def serve(root: Path, cron: str, server: str | None = None, host: str = DEFAULT_HOST,
           port: int = 4200, name: str = "scheduled", timezone: str = "UTC") -> None:
     """Serve the pipeline on `cron` until interrupted (see the module docstring)."""
     root = root.resolve()
@@ -108,17 +137,21 @@ def serve(root: Path, cron: str, server: str | None = None, host: str = "127.0.0
         if server:
             url = server.rstrip("/")
             if not healthy(url):
-                raise EncoderflowError(f"--server {server}: no Prefect API answering at {url}/health")
+                raise EncoderflowError(f"--server {redact(server)}: no Prefect API answering at "
+                                       f"{redact(url)}/health")
         else:
             url = api_url(host, port)
             if healthy(url):
                 print(f"Reusing the Prefect server already running at {url}", flush=True)
             else:
                 print(f"Starting a Prefect server on {host}:{port} (log: {log})", flush=True)
+                if not is_loopback(host):
+                    print(f"warning: --host {host} exposes the Prefect server (no authentication) "
+                          "to the network", file=sys.stderr, flush=True)
                 proc = start_server(root, host, port)
                 wait_healthy(url, proc, log)
         ui = url[: -len("/api")] if url.endswith("/api") else url
-        print(f"Prefect UI: {ui}  (deployment encoderflow/{name}, cron '{cron}' {timezone}; "
+        print(f"Prefect UI: {redact(ui)}  (deployment encoderflow/{name}, cron '{cron}' {timezone}; "
               "Ctrl-C stops)", flush=True)
         _serve_flow(root, url, ui, cron, name, timezone)
     except KeyboardInterrupt:

@@ -111,6 +111,7 @@ class TextClassifier:
     # ------------------------------------------------------------------ files
     @classmethod
     def from_folder(cls, folder: str | Path) -> "TextClassifier":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
@@ -125,7 +126,7 @@ class TextClassifier:
             net = ClassifierNet(build_backbone(meta["backbone"]), len(meta["labels"]), meta.get("dropout", 0.0))
             net.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
             tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
-        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DataError(f"{folder}: not a valid fine-tuned model folder ({type(e).__name__}: {first})") from None
         return cls(net, tokenizer, meta["labels"], meta["max_length"], meta["pad_id"], meta)
