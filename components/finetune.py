@@ -42,6 +42,26 @@ class FitResult:
     info: dict = field(default_factory=dict)
 
 
+def _check_same_tokenizer(paths: Paths, pretrained_tok) -> None:
+    """data/tokenized holds ids of models/tokenizer; the pretrained encoder learned the ids of
+    its own copy. After a re-tokenize without re-pretraining they differ, and a smaller new
+    vocab would even train silently on the wrong embeddings: refuse."""
+    from tokenizers import Tokenizer
+
+    if not paths.tokenizer.is_file():
+        return
+    rel = lambda p: p.relative_to(paths.root).as_posix() if paths.root in p.parents else str(p)  # noqa: E731
+    try:
+        current = Tokenizer.from_file(str(paths.tokenizer))
+    except Exception as e:  # tokenizers raises plain Exception subclasses
+        raise DataError(f"{rel(paths.tokenizer)}: unreadable tokenizer ({e})", stage="finetune") from None
+    if current.get_vocab() != pretrained_tok.get_vocab():
+        raise DataError(f"{rel(paths.tokenizer)}: does not match the tokenizer of "
+                        f"{rel(paths.pretrained)} (vocab size {current.get_vocab_size()} vs "
+                        f"{pretrained_tok.get_vocab_size()}); re-run pretrain after tokenize",
+                        stage="finetune")
+
+
 def _start(cfg: Params, paths: Paths, init: str):
     """(backbone, tokenizers.Tokenizer, pad_id, max_length, kind) for a starting point."""
     from tokenizers import Tokenizer
@@ -52,6 +72,7 @@ def _start(cfg: Params, paths: Paths, init: str):
 
         enc = load_encoder(paths.pretrained, dropout=ft.dropout)
         tok = Tokenizer.from_file(str(paths.pretrained / TOKENIZER))
+        _check_same_tokenizer(paths, tok)
         return enc, tok, enc.cfg.pad_id, enc.cfg.max_length, "pretrained"
     if init == "random":
         from components.model.encoder import EncoderConfig, build_encoder
@@ -226,8 +247,10 @@ def run(cfg: Params, paths: Paths) -> dict:
         import mlflow
 
         res = fit_classifier(cfg, paths, run_id=mlrun.info.run_id)
+        t0 = time.perf_counter()
         with atomic_dir(paths.finetuned) as tmp:
             res.classifier.save(tmp, extra={"seed": cfg.project.seed})
+        compute_s = res.wall_s + time.perf_counter() - t0  # time.compute_s: trainer.fit + export
         report = {"init": res.info["init"], "init_kind": res.info["init_kind"],
                   "best_val_f1": res.best_val_f1, "best_val_acc": res.best_val_acc,
                   "epochs": res.epochs, "steps": res.steps, "wall_s": round(res.wall_s, 2),
@@ -237,7 +260,7 @@ def run(cfg: Params, paths: Paths) -> dict:
         write_json(paths.report("finetune"), report)
         write_text(paths.reports / "finetune_curve.csv", curve_csv(res.history))
         mlflow.log_metrics({k: float(v) for k, v in (("best_val_f1", res.best_val_f1),
-                            ("best_val_acc", res.best_val_acc), ("wall_s", res.wall_s))
-                            if v is not None})
+                            ("best_val_acc", res.best_val_acc), ("wall_s", res.wall_s),
+                            ("time.compute_s", compute_s)) if v is not None})
         mlflow.log_artifact(str(paths.reports / "finetune_curve.csv"))
     return {k: report[k] for k in ("init", "best_val_f1", "best_val_acc", "epochs", "wall_s")}

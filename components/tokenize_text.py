@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +36,20 @@ SPECIALS_PER_TEXT = 2  # [CLS] + [SEP], added to every text by the post-processo
 
 def run(cfg: Params, paths: Paths) -> dict:
     """The stage entry point: `tokenize` under its MLflow run; returns a summary."""
+    import datasets  # noqa: F401  (imported before the compute timer starts)
     import mlflow
 
     from components.tracking import stage_run
 
     if mlflow.active_run() is not None:  # a driver already opened this stage's run
+        t0 = time.perf_counter()
         report = tokenize(cfg.tokenize, paths)
-        _log_mlflow(mlflow.active_run(), report, paths)
+        _log_mlflow(mlflow.active_run(), report, paths, time.perf_counter() - t0)
     else:
         with stage_run(cfg, STAGE, paths.root, sections=("tokenize",)) as mlrun:
+            t0 = time.perf_counter()
             report = tokenize(cfg.tokenize, paths)
-            _log_mlflow(mlrun, report, paths)
+            _log_mlflow(mlrun, report, paths, time.perf_counter() - t0)
     overall = report["overall"]
     return {"vocab_size": report["vocab_size"], "unk_rate": float(f"{overall['unk_rate'] or 0.0:.3g}"),
             "texts": {s: report["splits"][s]["texts"] for s in ALL_SPLITS}}
@@ -66,7 +70,8 @@ def tokenize(cfg: TokenizeConfig, paths: Paths, show_progress: bool = True) -> d
     with atomic_dir(paths.tokenizer_dir) as tok_tmp, atomic_dir(paths.tokenized) as data_tmp:
         tok.save(str(tok_tmp / "tokenizer.json"))
         dd = encode_splits(tok, paths, cfg.batch_size, cache_dir=data_tmp / ".cache")
-        dd.save_to_disk(str(data_tmp))
+        # an empty split still gets one (empty) shard, else it saves no data file and won't load
+        dd.save_to_disk(str(data_tmp), num_shards={k: 1 for k, d in dd.items() if len(d) == 0})
         lengths_unk = {s: token_stats(dd[s]) for s in ALL_SPLITS}
         del dd  # release memory maps before the cache folder goes
         _rmtree(data_tmp / ".cache")
@@ -270,10 +275,11 @@ def _no_progress_bars():
             datasets.enable_progress_bars()
 
 
-def _log_mlflow(mlrun, report: dict, paths: Paths) -> None:
+def _log_mlflow(mlrun, report: dict, paths: Paths, compute_s: float) -> None:
     import mlflow
 
-    metrics = {"vocab_size": report["vocab_size"]}
+    # time.compute_s: train + encode + save + stats (benchmarks/pipeline_overhead.py)
+    metrics = {"vocab_size": report["vocab_size"], "time.compute_s": compute_s}
     for name, stats in [("overall", report["overall"]), *report["splits"].items()]:
         for key in ("unk_rate", "mean_tokens", "p95_tokens", "truncation_rate", "texts"):
             if stats[key] is not None:

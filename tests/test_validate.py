@@ -167,7 +167,8 @@ def test_leakage_between_train_and_test(project):
     assert leak["unexpected_count"] == 3 and leak["name"] == "expect_column_values_to_not_be_in_set"
     assert failed_checks(rep) == {("test", "no_leak_train")}
     assert msg.splitlines()[1] == "validate: 3 texts appear in both train and test"
-    assert msg.startswith("validate: 1 critical check failed (see reports/validation.json")
+    assert msg.startswith("validate: 1 critical check failed, first: ")
+    assert "(see reports/validation.json" in msg.splitlines()[0]
 
 
 def test_test_text_in_unlabeled_and_an_empty_val_split_are_warnings(project):
