@@ -171,6 +171,7 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             (ckpt_dir / "mlflow_run_id").write_text(run.info.run_id)
         t0 = time.perf_counter()
+        fit_s = 0.0  # trainer.fit only: the compute time the overhead benchmark compares against
         if finished:  # same key already trained to the end: reload, re-export
             _load_weights(model, last)
         else:
@@ -196,15 +197,17 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*(does not have many workers|IterableDataset"
                                         "|isinstance\\(treespec, LeafSpec\\)).*")
+                t_fit = time.perf_counter()
                 trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume_step is not None else None,
                             weights_only=True)
+                fit_s = time.perf_counter() - t_fit
             if not dev:
                 trainer.save_checkpoint(last, weights_only=False)  # final state, for re-export
             if trainer.global_rank != 0:  # multi-process strategies: rank 0 writes the outputs
                 return {}
         wall = time.perf_counter() - t0
         summary = _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run.info.run_id,
-                          wall, model.tokens_seen - model.tokens_at_start, finished)
+                          wall, model.tokens_seen - model.tokens_at_start, finished, fit_s)
         if not dev:
             from components.atomic import write_json
             write_json(ckpt_dir / "done.json", summary)
@@ -249,13 +252,15 @@ def _val_loss(model, val_blocks, masking, batch_size: int, seed: int) -> float |
     return sum(losses) / len(losses)
 
 
-def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id, wall, tokens, reused) -> dict:
+def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id, wall, tokens, reused,
+            fit_s: float = 0.0) -> dict:
     """Export the encoder and write reports/pretrain.json + reports/pretrain_curve.csv."""
     import mlflow
 
     from components.atomic import atomic_dir, write_json, write_text
     from components.model.io import save_encoder
 
+    t0 = time.perf_counter()  # time.compute_s = fit + final val loss + export + reports
     curve = model.curve
     tail = [row[1] for row in curve[-FINAL_LOSS_WINDOW:]]
     summary = {
@@ -276,8 +281,9 @@ def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id,
     write_json(paths.report(STAGE), summary)
     csv = "step,loss,lr\n" + "".join(f"{int(s)},{loss:.6f},{lr:.8g}\n" for s, loss, lr in curve)
     write_text(paths.reports / "pretrain_curve.csv", csv)
-    mlflow.log_metrics({k: float(summary[k]) for k in ("final_train_loss", "final_val_loss", "tokens_per_s")
-                        if summary[k] is not None})
+    compute_s = fit_s + time.perf_counter() - t0
+    mlflow.log_metrics({**{k: float(summary[k]) for k in ("final_train_loss", "final_val_loss", "tokens_per_s")
+                           if summary[k] is not None}, "time.compute_s": compute_s})
     mlflow.set_tags({"encoderflow.precision": precision, "encoderflow.encoder_params": str(n_params)})
     return summary
 

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from components.config import Params
@@ -180,15 +181,18 @@ def run(cfg: Params, paths: Paths) -> dict:
             f"Test metrics at evaluate time:\n\n{metrics_table(metrics)}\n"))
 
         champion = registry.aliases(registry.get_model(client, name)).get(registry.CHAMPION)
+        t0 = time.perf_counter()  # time.compute_s: the gate (load + score both versions, bootstrap)
         new_correct = _score(f"models:/{name}/{version}", texts, names)
         champ_correct = _score(f"models:/{name}/{champion}", texts, names) if champion else None
         decision = gate.decide(new_correct, champ_correct, champion_version=champion,
                                min_gain=rc.min_gain, floor_accuracy=rc.floor_accuracy,
                                tfidf_accuracy=tfidf, samples=rc.bootstrap_samples,
                                seed=cfg.project.seed)
+        compute_s = time.perf_counter() - t0
         numbers = {k: v for k, v in decision.as_dict().items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
-        mlflow.log_metrics({f"gate.{k}": float(v) for k, v in numbers.items()})
+        mlflow.log_metrics({**{f"gate.{k}": float(v) for k, v in numbers.items()},
+                            "time.compute_s": compute_s})
         mlflow.set_tags({"gate.decision": decision.alias, "gate.version": version,
                          "gate.reason": decision.reason[:500]})
         mlflow.log_dict(decision.as_dict(), "gate/decision.json")

@@ -1,0 +1,198 @@
+"""Orchestration + tracking overhead of `encoderflow run` (target: at most 10% of the wall time).
+
+    .venv/bin/python benchmarks/pipeline_overhead.py                  # default params, sample data
+    .venv/bin/python benchmarks/pipeline_overhead.py --runs 3         # 1 cold + 2 warm runs
+    .venv/bin/python benchmarks/pipeline_overhead.py --runs 5 --ab    # warm: subprocess vs in-process
+    .venv/bin/python benchmarks/pipeline_overhead.py --tiny 96 \\
+        --set pretrain.max_steps=5 --set finetune.max_epochs=1        # smoke test (~2 min)
+
+Builds a scratch project (git + DVC; the repo's params.yaml and the cached
+sample wheel, or with --tiny N the N-row CSV project of the flow tests), runs
+`encoderflow run` (a subprocess; --set values are passed through) and splits
+its wall time:
+
+- wall: the whole `encoderflow run` command, and per stage the seconds the
+  flow's task took (its `NAME: ran (X.Xs)` line: DVC + the stage command,
+  in-process by default, a subprocess with --ab on alternate runs);
+- compute: what each stage records as MLflow metric `time.compute_s` in its
+  own run, read back from the project's MLflow store. It is the work that
+  makes the stage's outputs, timed after the heavy imports:
+    ingest    read the source, clean/split, write the parquet files
+    validate  read the splits, run the GX checkpoint, build the Data Docs
+    tokenize  train the tokenizer, encode + save every split, the stats
+    pretrain  trainer.fit (includes Lightning's own per-step metric logging),
+              the final val loss and the encoder export
+    finetune  trainer.fit, best-checkpoint reload, the export
+    evaluate  score the model and every baseline (incl. random-init training),
+              behaviour checks, the plots
+    register  the gate: load + score the new (and champion) version, bootstrap
+- overhead = wall - compute: interpreter + CLI start, imports (torch,
+  Lightning, MLflow, GX, datasets), Prefect (ephemeral API, task runs,
+  artifact), MLflow run creation / params / artifacts / model logging and
+  registration, GX context setup, DVC (hashing, dvc.lock, run cache).
+
+Run 1 is cold (fresh project: Prefect and MLflow databases are created and
+migrated); runs 2.. reset the stage outputs, dvc.lock and DVC's cache but keep
+mlflow.db and .prefect, like a scheduled retrain. Median of the warm runs is
+the headline; on a shared CPU compare runs taken close together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
+from flows.stagerun import SUBPROCESS_ENV  # noqa: E402
+TARGET = 0.10  # overhead share of the total wall time
+TASK_LINE = re.compile(r"\b([a-z_]+): (ran|skipped) \((\d+(?:\.\d+)?)s\)")
+PARENT = re.compile(r"parent run 'pipeline' ([0-9a-f]{32})")
+OUTPUTS = ("dvc.lock", "data/prepared", "data/tokenized", "models", "reports", "checkpoints",
+           ".dvc/cache", ".dvc/tmp")
+
+
+def make_sample_project(root: Path) -> Path:
+    """A copy of this repo's code, dvc.yaml and params.yaml (git + DVC), with the
+    sample wheel copied from .cache/ so ingest needs no network."""
+    from tests.flow_project import sh
+
+    root.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("components", "flows"):
+        shutil.copytree(ROOT / name, root / name, ignore=ignore)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "params.yaml"):
+        shutil.copyfile(ROOT / name, root / name)
+    (root / "data" / "incoming").mkdir(parents=True)
+    (root / "data" / "incoming" / ".gitkeep").touch()
+    if (ROOT / ".cache").is_dir():
+        shutil.copytree(ROOT / ".cache", root / ".cache")
+    for cmd in (("git", "init", "-q"), ("git", "config", "user.email", "bench@example.com"),
+                ("git", "config", "user.name", "bench"), ("dvc", "init", "-q"),
+                ("dvc", "config", "core.analytics", "false"),
+                ("dvc", "config", "core.check_update", "false"), ("git", "add", "-A"),
+                ("git", "commit", "-q", "-m", "benchmark project")):
+        sh(root, *cmd)
+    return root
+
+
+def reset(root: Path) -> None:
+    """Forget every stage output (and DVC's run cache) so the next run executes all stages."""
+    for rel in OUTPUTS:
+        path = root / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def run_pipeline(root: Path, overrides: list[str], subprocess_stages: bool = False) -> tuple[float, str]:
+    exe = Path(sys.executable).parent / "encoderflow"
+    cmd = [str(exe), "run"] + [a for kv in overrides for a in ("--set", kv)]
+    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}",
+           SUBPROCESS_ENV: "1" if subprocess_stages else "0"}
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    text = out.stdout + out.stderr
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{text[-4000:]}")
+    return wall, text
+
+
+def compute_seconds(root: Path, parent_id: str) -> dict[str, float]:
+    """stage -> time.compute_s of its MLflow child run under `parent_id`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    parent = client.get_run(parent_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100)
+    return {r.data.tags.get("encoderflow.stage", r.info.run_name): r.data.metrics.get("time.compute_s")
+            for r in runs}
+
+
+def breakdown(root: Path, wall: float, log: str) -> dict:
+    tasks = {m[1]: (m[2], float(m[3])) for m in TASK_LINE.finditer(log)}
+    parent = PARENT.search(log)
+    if not parent:
+        raise SystemExit("no MLflow parent run id in the output of `encoderflow run`")
+    compute = compute_seconds(root, parent[1])
+    rows = []
+    for name, (status, seconds) in tasks.items():
+        c = compute.get(name) if status == "ran" else 0.0
+        rows.append((name, status, seconds, c))
+    return {"wall": wall, "rows": rows, "outside": wall - sum(r[2] for r in rows),
+            "compute": sum(r[3] or 0.0 for r in rows),
+            "missing": [r[0] for r in rows if r[3] is None]}
+
+
+def show(label: str, b: dict) -> None:
+    print(f"\n{label}: `encoderflow run` {b['wall']:.1f} s wall")
+    print("| stage | wall s | compute s | overhead s |\n|---|---:|---:|---:|")
+    for name, status, seconds, c in b["rows"]:
+        cs, os_ = ("?", "?") if c is None else (f"{c:.1f}", f"{seconds - c:.1f}")
+        print(f"| {name}{'' if status == 'ran' else ' (' + status + ')'} | {seconds:.1f} | {cs} | {os_} |")
+    print(f"| (outside stages: CLI, Prefect, parent run) | {b['outside']:.1f} | 0.0 | {b['outside']:.1f} |")
+    over = b["wall"] - b["compute"]
+    print(f"| **total** | {b['wall']:.1f} | {b['compute']:.1f} | {over:.1f} ({over / b['wall']:.1%}) |")
+    if b["missing"]:
+        print(f"warning: no time.compute_s recorded for {', '.join(b['missing'])} (counted as 0)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=2, help="1 cold run + (runs-1) warm runs")
+    ap.add_argument("--tiny", type=int, metavar="N", help="tiny CSV project with N labelled rows "
+                    "(the flow tests' config) instead of the sample with params.yaml")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed through to `encoderflow run --set`")
+    ap.add_argument("--ab", action="store_true", help="warm runs alternate stage commands as "
+                    f"subprocesses ({SUBPROCESS_ENV}=1) and in-process (the default); medians of each")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch project")
+    args = ap.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="encoderflow-overhead-"))
+    if args.tiny:
+        from tests import flow_project
+
+        root = flow_project.make(workdir / "project", n=args.tiny)
+    else:
+        root = make_sample_project(workdir / "project")
+    print(f"scratch project: {root}", flush=True)
+    results: list[tuple[str, dict]] = []
+    try:
+        for i in range(args.runs):
+            if i:
+                reset(root)
+            sub = args.ab and i % 2 == 1  # warm runs: subprocess, in-process, subprocess, ...
+            mode = "subprocess stages" if sub else "in-process stages"
+            wall, log = run_pipeline(root, args.overrides, subprocess_stages=sub)
+            results.append((mode if i else "cold", breakdown(root, wall, log)))
+            show(f"run {i + 1} ({'cold' if i == 0 else 'warm'}, {mode})", results[-1][1])
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    groups = {}
+    for mode, b in results[1:] or results:
+        groups.setdefault(mode, []).append(b)
+    print()
+    for mode, runs in groups.items():
+        share = statistics.median((b["wall"] - b["compute"]) / b["wall"] for b in runs)
+        print(f"{mode}: median of {len(runs)} run(s): wall {statistics.median(b['wall'] for b in runs):.1f} s, "
+              f"overhead {statistics.median(b['wall'] - b['compute'] for b in runs):.1f} s = {share:.1%} "
+              f"of wall (target <= {TARGET:.0%}, ratio {share / TARGET:.2f})")
+    print(f"load average {load:.1f}")
+
+
+if __name__ == "__main__":
+    main()
