@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/quality.py --project .          # just read an already-run project
     .venv/bin/python benchmarks/quality.py --set pretrain.max_steps=2000   # a recipe variant
 
-Without --project it builds a scratch project (this checkout's components/, flows/,
-dvc.yaml and shipped params.yaml; git + DVC initialised, like a user's clone), runs
+Without --project it builds a scratch project (benchmarks/pipeline_overhead.py's
+make_sample_project: this checkout's code, dvc.yaml and shipped params.yaml, the cached
+sample wheel, git + DVC initialised, like a user's clone), runs
 `encoderflow run` there with the given --set overrides, and reads reports/metrics.json.
 
 Prints test accuracy (95% bootstrap CI) and macro-F1 of the model and of each baseline
@@ -27,25 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 ROWS = [("model", "model"), ("random-init encoder", "baseline.random_init"),
         ("TF-IDF + LR", "baseline.tfidf_lr"), ("NB-LR (bigrams)", "baseline.nbsvm"),
         ("majority class", "baseline.majority")]
-
-
-def scratch_project(root: Path) -> Path:
-    """A fresh project from this checkout's code and shipped params.yaml (git + DVC)."""
-    root.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("components", "flows"):
-        shutil.copytree(ROOT / name, root / name, ignore=ignore)
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "params.yaml"):
-        shutil.copyfile(ROOT / name, root / name)
-    py = [sys.executable, "-m"]
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.com"],
-                ["git", "config", "user.name", "bench"], py + ["dvc", "init", "-q"],
-                ["git", "add", "-A"], ["git", "commit", "-q", "-m", "scratch"]):
-        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
-    return root
 
 
 def run_pipeline(root: Path, overrides: list[str]) -> float:
@@ -98,7 +84,9 @@ def main() -> None:
     wall = None
     root = args.project
     if root is None:
-        root = scratch_project(Path(tempfile.mkdtemp(prefix="encoderflow-quality-")) / "p")
+        from benchmarks.pipeline_overhead import make_sample_project
+
+        root = make_sample_project(Path(tempfile.mkdtemp(prefix="encoderflow-quality-")) / "p")
         wall = run_pipeline(root, args.overrides)
     path = root / "reports" / "metrics.json"
     if not path.is_file():
