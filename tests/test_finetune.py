@@ -42,6 +42,14 @@ def _check_roundtrip(folder, expect_labels):
     assert np.allclose(p1.sum(1), 1, atol=1e-5)
     assert np.array_equal(p1, clf.predict_proba(TEXTS))  # deterministic
     assert np.allclose(p1, p2, atol=1e-5)  # batching does not change the answer
+    # inference pads each batch to a multiple of classifier.PAD_MULTIPLE: same answer as no padding
+    lengths = [len(ids) for ids in clf.encode(TEXTS)]
+    assert any(n % classifier.PAD_MULTIPLE for n in lengths), lengths  # some rows get padding
+    for text, row in zip(TEXTS, p1):
+        ids = torch.tensor([clf.encode([text])[0]])
+        with torch.inference_mode():
+            alone = torch.softmax(clf.net.eval()(ids, torch.ones_like(ids, dtype=torch.bool)), -1)
+        assert np.allclose(alone[0].numpy(), row, atol=1e-5)
     assert clf.embed(TEXTS).shape == (len(TEXTS), clf.net.backbone.output_size)
     assert clf.predict_proba([]).shape == (0, 2)
     return clf

@@ -42,19 +42,48 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
     return list(ids) if len(ids) <= max_length else list(ids[: max_length - 1]) + [ids[-1]]
 
 
-def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest row: (input_ids [B, T] long, attention_mask [B, T] bool).
+# Inference batches are length-sorted, padded to a multiple of PAD_MULTIPLE tokens and hold
+# at most batch_size * TOKENS_PER_ROW padded tokens (long texts come in smaller batches).
+# Tensor sizes are then bounded and few: batch prediction of a long file keeps a flat peak
+# RSS. With one width per batch and full batches of long texts, glibc's heap kept ever new
+# freed sizes and `encoderflow predict` grew from ~0.7 to ~1.2 GB over 100k texts
+# (benchmarks/predict_load.py).
+PAD_MULTIPLE = 8
+TOKENS_PER_ROW = 64
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest row, rounded up to `multiple`: (input_ids [B, T] long, attention_mask [B, T] bool).
 
     >>> pad_batch([[2, 5, 3], [2, 3]], 0)[0].tolist()
     [[2, 5, 3], [2, 3, 0]]
+    >>> pad_batch([[2, 5, 3], [2, 3]], 0, multiple=4)[1].tolist()
+    [[True, True, True, False], [True, True, False, False]]
     """
-    width = max(len(s) for s in seqs)
+    width = -(-max(len(s) for s in seqs) // multiple) * multiple
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.bool)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
         mask[i, : len(s)] = True
     return ids, mask
+
+
+def batch_rows(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Row indices in length order, cut into batches of at most `batch_size` rows and
+    `max_tokens` tokens once padded to a multiple of PAD_MULTIPLE (always at least one row).
+
+    >>> batch_rows([30, 3, 120, 5, 9], batch_size=3, max_tokens=200)
+    [[1, 3, 4], [0], [2]]
+    """
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):  # stable: deterministic
+        width = -(-max(lengths[i], 1) // PAD_MULTIPLE) * PAD_MULTIPLE
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * width <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 class ClassifierNet(nn.Module):
@@ -154,13 +183,11 @@ class TextClassifier:
     def _batches(self, texts: list[str], batch_size: int, fn) -> np.ndarray:
         """Apply fn(ids, mask) -> [b, D] in length-sorted batches; rows in input order."""
         seqs = self.encode(texts)
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # stable: deterministic
         out: list[tuple[list[int], torch.Tensor]] = []
         self.net.eval()
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start: start + batch_size]
-                ids, mask = pad_batch([seqs[i] or [self.pad_id] for i in idx], self.pad_id)
+            for idx in batch_rows([len(s) for s in seqs], batch_size, batch_size * TOKENS_PER_ROW):
+                ids, mask = pad_batch([seqs[i] or [self.pad_id] for i in idx], self.pad_id, PAD_MULTIPLE)
                 out.append((idx, fn(ids, mask).float()))
         if not out:
             return np.zeros((0, 0), dtype=np.float32)
