@@ -48,7 +48,7 @@ def main() -> None:
 
     import torch
 
-    from components.pretrain import resolve_precision
+    from components.model.precision import resolve_precision
 
     C.set_threads(args.threads)
     C.header("pretraining throughput by batch size, sequence length and threads")

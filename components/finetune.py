@@ -143,7 +143,7 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     from components.model.classifier import ClassifierNet, TextClassifier
     from components.model.cls_data import LabelledSeqs, class_weights, loader, read_labels
     from components.model.lit_cls import LitClassifier, freeze_groups
-    from components.pretrain import resolve_precision
+    from components.model.precision import resolve_precision
 
     ft = cfg.finetune
     init = init or ft.init

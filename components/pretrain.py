@@ -22,25 +22,12 @@ from pathlib import Path
 
 from components.config import Params
 from components.errors import ConfigError, DataError
+from components.model.precision import resolve_precision
 from components.paths import Paths
 
 STAGE = "pretrain"
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 FINAL_LOSS_WINDOW = 20  # final train loss = mean over the last steps (one step is noisy)
-
-
-def resolve_precision(precision: str, accelerator: str = "cpu") -> str:
-    """"auto" -> "bf16-mixed" where the hardware has native bf16, else "32"; others pass through."""
-    if precision != "auto":
-        return precision
-    import torch
-
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
-    cpu = torch.cpu
-    native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-        getattr(cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bf16-mixed" if native else "32"
 
 
 def file_digest(paths: list[Path]) -> str:

@@ -154,7 +154,7 @@ def test_batches_resume_at_any_offset():
 
 def test_lr_schedule_and_precision():
     from components.model.lit_mlm import lr_lambda
-    from components.pretrain import resolve_precision
+    from components.model.precision import resolve_precision
 
     f = lr_lambda(100, 0.1, "cosine")
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0) and f(100) == pytest.approx(0.0)
