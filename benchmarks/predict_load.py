@@ -16,6 +16,7 @@ its own process so that each gets its own peak RSS (ru_maxrss, via a small launc
           rows at a time, read with components.predict.read_batches (streamed),
           results dropped; texts/s counts the predict loop only (load_s apart).
 
+Input sizes share one length mix (the base texts are shuffled), so they differ only in N.
 Runs interleave (N1 cli, N1 pyfunc, N2 cli, N2 pyfunc, ... x --repeats) so that
 noise on a shared CPU hits both; medians are printed, N side by side. Streaming
 shows as a flat peak RSS from 10k to 100k rows; "marginal texts/s" is
@@ -50,7 +51,11 @@ MODEL_NAME = "loadtest"
 
 
 def base_texts(project: Path, limit: int = 20000) -> tuple[list[str], str]:
-    """Up to `limit` distinct texts from the project's prepared data, else synthetic ones."""
+    """Up to `limit` distinct texts from the project's prepared data (shuffled with a fixed
+    seed, so that every input size has the same mix of short reviews and long plot summaries),
+    else synthetic ones."""
+    import random
+
     import pandas as pd
 
     files = sorted((project / "data" / "prepared").glob("*.parquet"))
@@ -58,7 +63,8 @@ def base_texts(project: Path, limit: int = 20000) -> tuple[list[str], str]:
     for f in files:
         texts += pd.read_parquet(f, columns=["text"])["text"].tolist()
     if texts:
-        return texts[:limit], f"{len(texts[:limit])} texts from {project / 'data' / 'prepared'}"
+        random.Random(0).shuffle(texts)
+        return texts[:limit], f"{len(texts[:limit])} shuffled texts from {project / 'data' / 'prepared'}"
     sys.path.insert(0, str(REPO / "tests"))
     import tiny_pipeline
 
