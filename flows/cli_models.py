@@ -49,11 +49,12 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
             params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Make VERSION the @champion (the replaced champion can be restored with `rollback`)."""
     try:
-        from components import registry
+        from components import registry, runlock
 
         cfg = _cfg(params, set_)
-        client, name = _client(cfg), cfg.register.model_name
-        changed, old = registry.promote(client, name, version)
+        with runlock.hold("."):  # not while this project's pipeline may be moving aliases
+            name = cfg.register.model_name
+            changed, old = registry.promote(_client(cfg), name, version)
         if changed:
             typer.echo(f"{name}: version {version} is now @champion"
                        + (f" (previous champion: {old}; undo with `encoderflow rollback`)" if old else ""))
@@ -67,11 +68,12 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
 def rollback(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Return @champion to the previous champion (a second rollback undoes the first)."""
     try:
-        from components import registry
+        from components import registry, runlock
 
         cfg = _cfg(params, set_)
         name = cfg.register.model_name
-        replaced, restored = registry.rollback(_client(cfg), name)
+        with runlock.hold("."):  # not while this project's pipeline may be moving aliases
+            replaced, restored = registry.rollback(_client(cfg), name)
         typer.echo(f"{name}: @champion rolled back from version {replaced} to version {restored}")
     except EncoderflowError as e:
         fail(e)

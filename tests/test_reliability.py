@@ -81,6 +81,11 @@ def test_lock_names_its_holder_refuses_others_and_dies_with_it(tmp_path):
         assert out.returncode == 1
         assert out.stderr.startswith(f"error: pipeline already running (pid {proc.pid})")
         assert out.stderr.count("\n") == 1 and not (root / "data" / "prepared").exists()
+        for cmd in (("promote", "1"), ("rollback",)):  # hand alias changes wait for the run too
+            out = fp.encoderflow(root, *cmd, timeout=120)
+            assert out.returncode == 1, (cmd, out.stderr)
+            assert out.stderr.startswith(f"error: pipeline already running (pid {proc.pid})"), cmd
+        assert not (root / "mlflow.db").exists()  # refused before touching the registry
     finally:
         proc.send_signal(signal.SIGKILL)  # no cleanup code runs: the OS drops the flock
         proc.wait()
