@@ -44,10 +44,10 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
 
 # Inference batches are length-sorted, padded to a multiple of PAD_MULTIPLE tokens and hold
 # at most batch_size * TOKENS_PER_ROW padded tokens (long texts come in smaller batches).
-# Tensor sizes are then bounded and few: batch prediction of a long file keeps a flat peak
-# RSS. With one width per batch and full batches of long texts, glibc's heap kept ever new
-# freed sizes and `encoderflow predict` grew from ~0.7 to ~1.2 GB over 100k texts
-# (benchmarks/predict_load.py).
+# Tensor sizes are then bounded and few, and so is batch prediction's peak RSS as the input
+# grows (benchmarks/predict_load.py: 737 -> 904 MiB from 10k to 200k texts). With one width
+# per batch and full batches of long texts, glibc's heap kept ever new freed sizes and
+# `encoderflow predict` grew from 0.7 to 1.3 GB over 100k texts.
 PAD_MULTIPLE = 8
 TOKENS_PER_ROW = 64
 
