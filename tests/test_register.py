@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 import tiny_pipeline
+from tiny_pipeline import register, registry_client
 from components import lineage, registry
 from components.config import load_params
 from components.errors import DataError, EncoderflowError
@@ -36,18 +37,6 @@ def proj(built, tmp_path, monkeypatch):
     root = tiny_pipeline.clone(built, tmp_path / "proj", with_store=True)
     monkeypatch.chdir(root)
     return root
-
-
-def register(root: Path, **register_params) -> dict:
-    from components import register as stage
-
-    overrides = [f"register.{k}={json.dumps(v)}" for k, v in register_params.items()]
-    stage.run(load_params(root / "params.yaml", overrides), Paths.at(root))
-    return json.loads((root / "reports" / "register.json").read_text())
-
-
-def client_for(root: Path):
-    return registry.connect(load_params(root / "params.yaml").project, root)
 
 
 def git_commit(root: Path) -> str:
@@ -89,7 +78,7 @@ def test_register_logs_an_isolated_pyfunc_with_lineage(proj, monkeypatch, tmp_pa
     assert report["version"] == "1" and report["decision"] == "champion"
     assert report["gate"]["reason"] == "first model to pass the floors"
 
-    client = client_for(proj)
+    client = registry_client(proj)
     model = client.get_registered_model(NAME)
     assert {k: str(v) for k, v in model.aliases.items()} == {"champion": "1"}
     mv = client.get_model_version(NAME, "1")
@@ -183,7 +172,7 @@ def test_gate_moves_champion_only_for_a_significant_gain(proj):
     same = register(proj)  # the same model again: no gain -> challenger
     assert same["decision"] == "challenger" and same["gate"]["gain"] == 0.0
 
-    client = client_for(proj)
+    client = registry_client(proj)
     model = client.get_registered_model(NAME)
     assert {k: str(v) for k, v in model.aliases.items()} == {"champion": "3", "challenger": "4"}
     assert model.tags[registry.PREVIOUS] == "2"
@@ -210,7 +199,7 @@ def test_promote_rollback_models_and_external_changes(proj):
 
     assert cli("promote", "2") == (0, "encoderflow: version 2 is now @champion (previous champion: 1; "
                                       "undo with `encoderflow rollback`)\n")
-    client = client_for(proj)
+    client = registry_client(proj)
     model = client.get_registered_model(NAME)
     assert {k: str(v) for k, v in model.aliases.items()} == {"champion": "2"}  # challenger moved up
     assert model.tags[registry.PREVIOUS] == "1"
@@ -257,7 +246,7 @@ class CrashingClient:
 def test_interrupted_promotion_leaves_consistent_aliases(proj):
     register(proj)
     register(proj)  # v1 champion, v2 challenger
-    client = client_for(proj)
+    client = registry_client(proj)
     # dies after the alias moved, before previous_champion was written
     crashing = CrashingClient(client, "set_registered_model_tag", lambda n, k, v: k == registry.PREVIOUS)
     with pytest.raises(Crash):

@@ -225,22 +225,6 @@ def proj(built, tmp_path, monkeypatch):
     return root
 
 
-def _register(root: Path, **params) -> dict:
-    from components import register as stage
-    from components.config import load_params
-    from components.paths import Paths
-
-    overrides = [f"register.{k}={json.dumps(v)}" for k, v in params.items()]
-    stage.run(load_params(root / "params.yaml", overrides), Paths.at(root))
-    return json.loads((root / "reports" / "register.json").read_text())
-
-
-def _client(root: Path):
-    from components.config import load_params
-
-    return registry.connect(load_params(root / "params.yaml").project, root)
-
-
 def _cli(*args: str) -> tuple[int, str]:
     from flows.cli import app
 
@@ -252,17 +236,17 @@ def _cli(*args: str) -> tuple[int, str]:
 def test_worse_and_tied_models_stay_challenger_rollback_restores_and_all_is_audited(proj):
     strong = proj / "strong"
     shutil.copytree(proj / "models/finetuned", strong)
-    assert _register(proj)["decision"] == "champion"  # v1
+    assert tiny_pipeline.register(proj)["decision"] == "champion"  # v1
 
     tiny_pipeline.save_untrained(proj)  # clearly worse; floors off so only the comparison decides
-    worse = _register(proj, floor_vs_tfidf=False, floor_accuracy=0.0)
+    worse = tiny_pipeline.register(proj, floor_vs_tfidf=False, floor_accuracy=0.0)
     assert worse["decision"] == "challenger" and worse["gate"]["gain"] < 0
     shutil.rmtree(proj / "models/finetuned")
     shutil.copytree(strong, proj / "models/finetuned")
-    tie = _register(proj)  # the same model again: gain 0.0 < min_gain
+    tie = tiny_pipeline.register(proj)  # the same model again: gain 0.0 < min_gain
     assert tie["decision"] == "challenger" and tie["gate"]["gain"] == 0.0
     assert tie["gate"]["checks"]["min_gain"] is False
-    client = _client(proj)
+    client = tiny_pipeline.registry_client(proj)
     assert registry.aliases(client.get_registered_model(NAME)) == {"champion": "1", "challenger": "3"}
 
     assert _cli("promote", "2")[0] == 0  # a person may still choose it
@@ -329,9 +313,9 @@ def _check_consistent(model, old: dict, old_target: str | None, new: str, *, set
 @pytest.mark.slow
 @pytest.mark.parametrize("dead", [False, True], ids=["exception", "killed"])
 def test_promotion_interrupted_at_any_call_leaves_old_or_complete_new_state(proj, dead):
-    _register(proj)
-    _register(proj)  # v1 @champion, v2 @challenger (a tie)
-    client = _client(proj)
+    tiny_pipeline.register(proj)
+    tiny_pipeline.register(proj)  # v1 @champion, v2 @challenger (a tie)
+    client = tiny_pipeline.registry_client(proj)
     k = 0
     while True:
         k += 1

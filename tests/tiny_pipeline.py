@@ -116,6 +116,27 @@ def clone(src: Path, dst: Path, with_store: bool = False) -> Path:
     return dst
 
 
+def register(root: Path, **register_params) -> dict:
+    """Run the register stage in `root` with `register.*` overrides; returns reports/register.json."""
+    import json
+
+    from components import register as stage
+    from components.config import load_params
+    from components.paths import Paths
+
+    overrides = [f"register.{k}={json.dumps(v)}" for k, v in register_params.items()]
+    stage.run(load_params(root / "params.yaml", overrides), Paths.at(root))
+    return json.loads((root / "reports" / "register.json").read_text())
+
+
+def registry_client(root: Path):
+    """An MlflowClient on the registry of `root`'s params.yaml."""
+    from components import registry
+    from components.config import load_params
+
+    return registry.connect(load_params(root / "params.yaml").project, root)
+
+
 def save_untrained(root: Path, seed: int = 0) -> None:
     """Replace models/finetuned with an UNTRAINED classifier of the same architecture.
 
