@@ -71,6 +71,26 @@ def header(title: str) -> None:
     print(flush=True)
 
 
+def parser(doc: str):
+    """A benchmark script's argparse parser: the first line of `doc` as description, the rest
+    as epilog (shown as written), and the options every training benchmark shares."""
+    import argparse
+
+    lines = doc.splitlines()
+    ap = argparse.ArgumentParser(description=lines[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(lines[1:]))
+    add_common_args(ap)
+    return ap
+
+
+def start(args, title: str):
+    """Threads, the header, params and data for a parsed command line: (cfg, paths)."""
+    set_threads(args.threads)
+    header(title)
+    cfg = load_cfg(args.project, args.overrides)
+    return cfg, ensure_data(cfg, args.project)
+
+
 def add_common_args(ap) -> None:
     ap.add_argument("--project", type=Path, default=ROOT,
                     help="project with params.yaml, data/tokenized and models/tokenizer (default: this "

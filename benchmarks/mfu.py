@@ -35,7 +35,6 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # benchmarks/tokenize.py shadows stdlib
 
-import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -95,10 +94,7 @@ def breakdown(stepper, batches, steps: int) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
-    C.add_common_args(ap)
+    ap = C.parser(__doc__)
     ap.add_argument("--precision", choices=["32", "bf16-mixed", "both"], default="both")
     ap.add_argument("--windows", type=int, default=5, help="timed windows (median reported)")
     ap.add_argument("--steps", type=int, default=5, help="training steps per window")
@@ -110,11 +106,8 @@ def main() -> None:
 
     import torch
 
-    C.set_threads(args.threads)
-    C.header("MFU of the default pretraining step")
-    cfg = C.load_cfg(args.project, args.overrides)
+    cfg, paths = C.start(args, "MFU of the default pretraining step")
     p = cfg.pretrain
-    paths = C.ensure_data(cfg, args.project)
     info, train, _ = C.load_blocks(cfg, paths, p.seq_len)
     total = args.warmup + args.windows * args.steps + args.profile_steps
     batches = C.make_batches(info, train, p.batch_size, total, args.seed, p.mask_rate)

@@ -33,7 +33,6 @@ from pathlib import Path
 # module of that name: put the repository root there instead.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import argparse  # noqa: E402
 import statistics  # noqa: E402
 
 from benchmarks import _common as C  # noqa: E402
@@ -67,10 +66,7 @@ def run_precision(cfg, info, train, val, precision: str, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
-    C.add_common_args(ap)
+    ap = C.parser(__doc__)
     ap.add_argument("--precision", choices=["32", "bf16-mixed", "both"], default="both")
     ap.add_argument("--batch-size", type=int, help="default: pretrain.batch_size")
     ap.add_argument("--seq-len", type=int, help="default: pretrain.seq_len")
@@ -82,14 +78,11 @@ def main() -> None:
     ap.add_argument("--val-batches", type=int, default=4, help="fixed val batches for the end-of-run loss")
     args = ap.parse_args()
 
-    C.set_threads(args.threads)
-    C.header("pretrain step throughput: encoderflow vs HF BertForMaskedLM")
-    cfg = C.load_cfg(args.project, args.overrides)
+    cfg, paths = C.start(args, "pretrain step throughput: encoderflow vs HF BertForMaskedLM")
     p, m = cfg.pretrain, cfg.model
     args.batch_size = args.batch_size or p.batch_size
     args.seq_len = args.seq_len or p.seq_len
     args.mask_rate = args.mask_rate or p.mask_rate
-    paths = C.ensure_data(cfg, args.project)
     info, train, val = C.load_blocks(cfg, paths, args.seq_len)
     print(f"data: {paths.tokenized} packed into {len(train[0]):,} blocks of {args.seq_len} "
           f"({train[1].mean():.2%} real tokens); tokenizer {paths.tokenizer} (vocab {info['vocab_size']})")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # benchmarks/tokenize.py shadows stdlib
 
-import argparse  # noqa: E402
 import statistics  # noqa: E402
 
 from benchmarks import _common as C  # noqa: E402
@@ -32,10 +31,7 @@ def ints(text: str) -> list[int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
-    C.add_common_args(ap)
+    ap = C.parser(__doc__)
     ap.add_argument("--batch-sizes", type=ints, default=[8, 32, 64], help="comma list (default 8,32,64)")
     ap.add_argument("--seq-lens", type=ints, default=[64, 128, 256], help="comma list (default 64,128,256)")
     ap.add_argument("--thread-counts", type=ints, default=[1, 2], help="comma list (default 1,2)")
@@ -50,12 +46,9 @@ def main() -> None:
 
     from components.model.precision import resolve_precision
 
-    C.set_threads(args.threads)
-    C.header("pretraining throughput by batch size, sequence length and threads")
-    cfg = C.load_cfg(args.project, args.overrides)
+    cfg, paths = C.start(args, "pretraining throughput by batch size, sequence length and threads")
     p, m = cfg.pretrain, cfg.model
     precision = resolve_precision(args.precision or p.precision, p.accelerator)
-    paths = C.ensure_data(cfg, args.project)
     print(f"model: {m.family} layers={m.num_layers} hidden={m.hidden_size} heads={m.num_heads} ffn={m.ffn_size} "
           f"positions={m.positions} | precision {precision} | mask rate {p.mask_rate}")
     print(f"timing: {args.windows} windows x {args.steps} steps per cell, thread counts alternating\n", flush=True)
