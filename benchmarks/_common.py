@@ -105,8 +105,8 @@ def add_common_args(ap) -> None:
 
 
 def load_cfg(project: Path, overrides: list[str]):
-    from components import env
-    from components.config import load_params
+    from components.core import env
+    from components.core.config import load_params
 
     env.configure()
     params = project / "params.yaml"
@@ -115,7 +115,7 @@ def load_cfg(project: Path, overrides: list[str]):
 
 def ensure_data(cfg, project: Path):
     """Paths of a project holding the tokenizer + tokenized corpus; builds one if needed."""
-    from components.paths import Paths
+    from components.core.paths import Paths
 
     paths = Paths.at(project)
     if paths.tokenizer.is_file() and paths.tokenized.is_dir():
@@ -123,7 +123,7 @@ def ensure_data(cfg, project: Path):
     import shutil
     import tempfile
 
-    from components import stages
+    from components.stages import table as stages
 
     scratch = Path(tempfile.mkdtemp(prefix="encoderflow-bench-"))
     shutil.copyfile(project / "params.yaml" if (project / "params.yaml").is_file() else ROOT / "params.yaml",
@@ -143,7 +143,7 @@ def ensure_data(cfg, project: Path):
 def load_blocks(cfg, paths, seq_len: int):
     """(info, train (ids [N, seq_len], mask [N, seq_len]), val blocks): the pretrain stage's
     own loading and packing (train + unlabeled splits; val capped at val_sequences)."""
-    from components.pretrain import load_data
+    from components.stages.pretrain import load_data
 
     cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, seq_len=seq_len))
     return load_data(cfg, paths)

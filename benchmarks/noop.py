@@ -51,8 +51,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
-    from components import env
-    from components.stages import NAMES
+    from components.core import env
+    from components.stages.table import NAMES
 
     env.configure()
     root = args.project

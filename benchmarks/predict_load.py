@@ -13,7 +13,7 @@ its own process so that each gets its own peak RSS (ru_maxrss, via a small launc
 - cli:    `encoderflow predict INPUT -o OUT.parquet --model URI`, end to end
           (interpreter start, imports, model load, read, score, write);
 - pyfunc: mlflow.pyfunc.load_model(URI), then model.predict on --batch-rows
-          rows at a time, read with components.predict.read_batches (streamed),
+          rows at a time, read with components.registry.predict.read_batches (streamed),
           results dropped; texts/s counts the predict loop only (load_s apart).
 
 Input sizes share one length mix (the base texts are shuffled), so they differ only in N.
@@ -109,11 +109,11 @@ def register_folder(folder: Path, project: Path) -> str:
     """Log a fine-tuned folder as pyfunc version 1 of MODEL_NAME in `project`'s default store."""
     import mlflow
 
-    from components import register
-    from components.config import Params
+    from components.stages import register
+    from components.core.config import Params
     from components.model.classifier import TextClassifier
-    from components.paths import Paths
-    from components.tracking import experiment_id
+    from components.core.paths import Paths
+    from components.core.tracking import experiment_id
 
     paths = Paths.at(project)
     shutil.copytree(folder, paths.finetuned)
@@ -166,12 +166,12 @@ def run_pyfunc(uri: str, project: Path, src: Path, work: Path, batch_rows: int, 
 
 def worker(uri: str, src: str, batch_rows: int) -> None:
     """In a child process: load the pyfunc, predict the file in batches, print timings as JSON."""
-    from components import env
+    from components.core import env
 
     env.configure()
-    from components import predict
-    from components.config import Params, load_params
-    from components.registry import connect
+    from components.registry import predict
+    from components.core.config import Params, load_params
+    from components.registry.client import connect
 
     cfg = load_params(Path("params.yaml")) if Path("params.yaml").is_file() else Params()
     if uri.startswith("models:/"):  # the project's registry, as `encoderflow predict` does
@@ -223,7 +223,7 @@ def main() -> None:
     if args.worker:
         return worker(args.worker[0], args.worker[1], args.batch_rows)
 
-    from components import env
+    from components.core import env
 
     env.configure()
     project = Path(args.project).resolve()

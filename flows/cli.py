@@ -10,47 +10,10 @@ from typing import List, Optional
 
 import typer
 
-from components import env
-from components.errors import EncoderflowError
-
-app = typer.Typer(
-    help="Build your own small, fast text encoder: ingest, validate, tokenize, pretrain, "
-    "fine-tune, evaluate, register.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-_state = {"debug": False}
-
-ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="Path to params.yaml.")
-SetOpt = typer.Option(None, "--set", "-s", help="Override a param: section.key=value (repeatable).")
-
-
-@app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")):
-    _state["debug"] = debug
-
-
-def fail(err: BaseException) -> None:
-    """Print a one-line error (traceback only with --debug) and exit non-zero."""
-    from flows.stagerun import write_error
-
-    from components.redact import redact
-
-    message = redact(str(err))  # no URI credentials in terminals, CI logs or run tags
-    write_error(message)  # for the flow that started this stage, if any
-    if _state["debug"]:
-        raise err
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
-
-
-def load(params: Path, overrides: Optional[List[str]]):
-    from components.config import load_params
-
-    cfg = load_params(params, tuple(overrides or ()))
-    env.configure(cfg.ingest.source)
-    return cfg
+from components.core import env
+from components.core.errors import EncoderflowError
+from flows import cli_models  # noqa: F401  (registers promote, rollback, models, predict, embed, ui)
+from flows.app import ParamsOpt, SetOpt, app, fail, load
 
 
 @app.command()
@@ -62,8 +25,9 @@ def stage(
     """Run one stage with params.yaml (this is what dvc.yaml calls)."""
     env.configure()
     try:
-        from components import runlock, stages
-        from components.paths import Paths
+        from components.core import runlock
+        from components.stages import table as stages
+        from components.core.paths import Paths
 
         st = stages.get(name)
         cfg = load(params, set_)
@@ -76,7 +40,7 @@ def stage(
     except EncoderflowError as e:
         fail(e)
     except Exception as e:  # a bug: keep the traceback, still tell the flow the one line
-        from components.redact import redact
+        from components.core.redact import redact
         from flows.stagerun import write_error
 
         write_error(redact(f"{type(e).__name__}: {e}"))
@@ -96,12 +60,12 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     os.environ.setdefault("PREFECT_HOME", str(Path(".prefect").resolve()))  # runs stay with the project
     try:
         cfg = load(params, set_)
-        from components import runlock
+        from components.core import runlock
         from flows import pipeline
 
         with runlock.hold("."):  # a second run is refused here, before Prefect starts
             outcome = pipeline.run_local(".", str(params), tuple(set_ or ()))
-        from components.redact import redact
+        from components.core.redact import redact
 
         typer.echo(pipeline.where_to_look(outcome, redact(cfg.project.tracking_uri)))
         if not outcome.ok:
@@ -141,15 +105,11 @@ def check_params(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
         import yaml
 
         cfg = load(params, set_)
-        from components.redact import redact
+        from components.core.redact import redact
 
         typer.echo(redact(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)))
     except EncoderflowError as e:
         fail(e)
-
-
-# Registry and inference commands (promote, rollback, models, predict, embed, ui).
-from flows import cli_models  # noqa: E402,F401  (registers its commands on `app`)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

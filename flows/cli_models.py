@@ -18,16 +18,16 @@ from typing import List, Optional
 
 import typer
 
-from components import env
-from components.errors import EncoderflowError
-from components.redact import redact
-from flows.cli import ParamsOpt, SetOpt, app, fail
+from components.core import env
+from components.core.errors import EncoderflowError
+from components.core.redact import redact
+from flows.app import ParamsOpt, SetOpt, app, fail
 
 
 def _cfg(params: Path, overrides: Optional[List[str]]):
     """params.yaml when present (its tracking store, model name), else the defaults."""
     env.configure()
-    from components.config import Params, load_params
+    from components.core.config import Params, load_params
 
     if params.is_file() or overrides:
         return load_params(params, tuple(overrides or ()))
@@ -35,7 +35,7 @@ def _cfg(params: Path, overrides: Optional[List[str]]):
 
 
 def _client(cfg):
-    from components import registry
+    from components.registry import client as registry
 
     return registry.connect(cfg.project, Path(".").resolve())
 
@@ -49,7 +49,8 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
             params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Make VERSION the @champion (the replaced champion can be restored with `rollback`)."""
     try:
-        from components import registry, runlock
+        from components.registry import client as registry
+        from components.core import runlock
 
         cfg = _cfg(params, set_)
         with runlock.hold("."):  # not while this project's pipeline may be moving aliases
@@ -68,7 +69,8 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
 def rollback(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Return @champion to the previous champion (a second rollback undoes the first)."""
     try:
-        from components import registry, runlock
+        from components.registry import client as registry
+        from components.core import runlock
 
         cfg = _cfg(params, set_)
         name = cfg.register.model_name
@@ -87,7 +89,7 @@ def models(history: bool = typer.Option(False, "--history", help="Show the audit
         from rich.console import Console
         from rich.table import Table
 
-        from components import registry
+        from components.registry import client as registry
 
         cfg = _cfg(params, set_)
         client, name = _client(cfg), cfg.register.model_name
@@ -137,7 +139,7 @@ def _open_model(params: Path, set_: Optional[List[str]], uri: Optional[str], inp
 
     Bad files fail here with a one-line error, before the (slower) model load.
     """
-    from components import predict as batch
+    from components.registry import predict as batch
 
     cfg = _cfg(params, set_)
     next(batch.read_batches(input, text_column), None)
@@ -154,7 +156,7 @@ def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parqu
             params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Predict a label and class probabilities for every row (streamed; output .csv/.jsonl/.parquet)."""
     try:
-        from components import predict as batch
+        from components.registry import predict as batch
 
         uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.PRED_OUT)
         n = batch.predict_file(loaded, input, output, text_column)
@@ -169,7 +171,7 @@ def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet
           params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Sentence vectors for every row (streamed; output .parquet or .npy)."""
     try:
-        from components import predict as batch
+        from components.registry import predict as batch
 
         uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.EMBED_OUT)
         n, dim = batch.embed_file(loaded, input, output, text_column)
@@ -188,7 +190,7 @@ def ui_command(cfg, root: Path, host: str = LOOPBACK, port: int = 5000) -> tuple
     MLFLOW_ARTIFACTS_DESTINATION: options `mlflow server` reads), not on the
     command line, where `ps` would show any password they carry to every local user.
     """
-    from components.tracking import tracking_uri
+    from components.core.tracking import tracking_uri
 
     artifacts = cfg.project.artifact_location
     if "://" not in artifacts:

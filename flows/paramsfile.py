@@ -13,15 +13,15 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from components.atomic import write_text
-from components.config_parse import apply_override
-from components.errors import ConfigError
+from components.core.atomic import write_text
+from components.core.config_parse import apply_override
+from components.core.errors import ConfigError
 
 
 def write_overrides(path: str | Path, overrides: list[str] | tuple[str, ...]) -> list[str]:
     """Apply `section.key=value` items to the YAML file at `path`, in place.
 
-    The caller validates first (components.config.load_params with the same
+    The caller validates first (components.core.config.load_params with the same
     overrides), so a bad override never touches the file. Returns
     `overrides` when the file changed, [] when it already had those values.
     """

@@ -1,7 +1,7 @@
-"""The Prefect flow: the stages of components/stages.py, in order, as tasks.
+"""The Prefect flow: the stages of components/stages/table.py, in order, as tasks.
 
 One flow run = one MLflow parent run named "pipeline"; every stage opens a
-child run under it (components.tracking.stage_run reads the parent id from
+child run under it (components.core.tracking.stage_run reads the parent id from
 ENCODERFLOW_PARENT_RUN_ID, the Prefect flow run id from
 ENCODERFLOW_FLOW_RUN_ID; both reach `dvc repro` subprocesses through the
 environment). In a DVC repo each task is `dvc repro NAME` (flows/stagerun.py),
@@ -13,7 +13,7 @@ outputs of earlier stages stay. Either way a markdown artifact
 (key "encoderflow-run") summarises the run. The failed stage's MLflow run
 and the parent "pipeline" run end FAILED (tag encoderflow.failed_stage).
 
-One run per project at a time: the flow holds components/runlock.py's lock
+One run per project at a time: the flow holds components/core/runlock.py's lock
 (.encoderflow/run.lock) throughout; another run, scheduled or by hand, is
 refused with "pipeline already running (pid N)".
 """
@@ -28,9 +28,17 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from components import env, lineage, runlock, stages, tracking
-from components.errors import ConfigError, EncoderflowError
-from components.paths import Paths
+from components.core import env
+
+from components.core import lineage
+
+from components.core import runlock
+
+from components.stages import table as stages
+
+from components.core import tracking
+from components.core.errors import ConfigError, EncoderflowError
+from components.core.paths import Paths
 from flows import stagerun, summary
 
 ARTIFACT_KEY = "encoderflow-run"
@@ -55,7 +63,7 @@ def _retry_delays(n: int) -> list[float]:
 
 def resolve_params(root: Path, params: str, overrides: list[str], driver: str, log):
     """Validate params (+ overrides). DVC runs write overrides into params.yaml."""
-    from components.config import load_params
+    from components.core.config import load_params
 
     path = (root / params).resolve()
     cfg = load_params(path, overrides)  # strict: a bad override fails here, file untouched
@@ -105,7 +113,7 @@ class ParentRun:
                 "encoderflow.stages_ran": ",".join(r["name"] for r in results if r["status"] == "ran"),
                 "encoderflow.failed_stage": failed or ""}
         if error:
-            from components.redact import redact
+            from components.core.redact import redact
 
             tags[tracking.ERROR_TAG] = redact(error)[:500]
         metrics = []

@@ -25,8 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from components.errors import EncoderflowError
-from components.redact import redact
+from components.core.errors import EncoderflowError
+from components.core.redact import redact
 
 
 def api_url(host: str, port: int) -> str:

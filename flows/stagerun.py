@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.errors import EncoderflowError
+from components.core.errors import EncoderflowError
 
 ERROR_ENV = "ENCODERFLOW_ERROR_FILE"
 SUBPROCESS_ENV = "ENCODERFLOW_STAGE_SUBPROCESS"  # "1": always run stage commands as subprocesses
@@ -121,8 +121,8 @@ def run_with_dvc(name: str, root: str | Path, env: dict[str, str] | None = None)
 
 def run_in_process(name: str, root: str | Path, cfg) -> StageResult:
     """Call the stage function directly (projects that are not DVC repos)."""
-    from components import stages
-    from components.paths import Paths
+    from components.stages import table as stages
+    from components.core.paths import Paths
 
     t0 = time.perf_counter()
     try:
@@ -140,7 +140,7 @@ def _in_process_ok(name: str, root: Path) -> bool:
         return False
     if name != "pretrain":
         return True
-    from components.config import load_params
+    from components.core.config import load_params
 
     try:
         p = load_params(Path(root) / "params.yaml").pretrain
@@ -172,7 +172,7 @@ def _stage_commands_in_process(root: str | Path, err_file: str):
         except Exception as e:  # what the `encoderflow stage` command does on failure
             import traceback
 
-            from components.redact import redact
+            from components.core.redact import redact
 
             if not isinstance(e, EncoderflowError):  # a bug: show the traceback
                 traceback.print_exc()
@@ -189,10 +189,10 @@ def _stage_commands_in_process(root: str | Path, err_file: str):
 
 def _call_stage(name: str, cwd: Path, env: dict[str, str]) -> None:
     """`encoderflow stage NAME` in this process; torch flags and os.environ restored after."""
-    from components import env as project_env
-    from components import stages
-    from components.config import load_params
-    from components.paths import Paths
+    from components.core import env as project_env
+    from components.stages import table as stages
+    from components.core.config import load_params
+    from components.core.paths import Paths
 
     saved_env = dict(os.environ)
     saved_torch = _torch_flags()

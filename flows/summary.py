@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from components.paths import Paths
+from components.core.paths import Paths
 
 
 def read_report(paths: Paths, name: str) -> dict | None:
@@ -51,7 +51,7 @@ def _fmt(value: Any) -> str:
 
 def _producer(report: str) -> str | None:
     """The stage whose metrics include reports/<report>.json."""
-    from components.stages import STAGES
+    from components.stages.table import STAGES
 
     path = f"reports/{report}.json"
     return next((s.name for s in STAGES if path in s.metrics), None)

@@ -12,9 +12,9 @@ import random
 
 import pandas as pd
 
-from components.config import (EvaluateConfig, FinetuneConfig, ModelConfig, Params, ProjectConfig,
+from components.core.config import (EvaluateConfig, FinetuneConfig, ModelConfig, Params, ProjectConfig,
                                TokenizeConfig)
-from components.paths import Paths
+from components.core.paths import Paths
 
 POS = ["great", "fun", "wonderful", "moving", "brilliant", "charming", "superb", "delightful"]
 NEG = ["bad", "boring", "awful", "dull", "terrible", "tedious", "clumsy", "lifeless"]
@@ -46,7 +46,7 @@ def tiny_params(family: str = "transformer", tmp_uri: str = "sqlite:///mlflow.db
 
 def make_project(root, n_train: int = 64, n_val: int = 16, n_test: int = 24) -> Paths:
     """data/prepared + models/tokenizer + data/tokenized under `root`."""
-    from components.tokenize_text import tokenize
+    from components.stages.tokenize import tokenize
 
     paths = Paths.at(root)
     paths.prepared.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from components import env
+from components.core import env
 
 env.configure()
 

@@ -42,7 +42,7 @@ def _plain(obj):
 
 def params(overrides: dict | None = None) -> dict:
     """Every section at its default, then the tiny config, then `overrides`."""
-    from components.config import Params
+    from components.core.config import Params
 
     raw = _plain(dataclasses.asdict(Params()))
     for layer in (tiny_pipeline.TINY, FAST, overrides or {}):

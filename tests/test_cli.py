@@ -61,7 +61,7 @@ def test_unknown_stage(tmp_path):
 
 
 def test_configure_sets_telemetry_and_offline(monkeypatch):
-    from components import env
+    from components.core import env
 
     for key in list(env.QUIET) + list(env.OFFLINE):
         monkeypatch.delenv(key, raising=False)

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import Params, load_params, parse_params
-from components.errors import ConfigError
+from components.core.config import Params, load_params, parse_params
+from components.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

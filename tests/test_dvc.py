@@ -1,7 +1,7 @@
 """dvc.yaml = the stage table; DVC setup; lineage hashes; determinism; remotes.
 
 The drift tests read the repo's dvc.yaml through DVC itself, so a stage
-added to components/stages.py without `python -m components.dvcgraph`
+added to components/stages/table.py without `python -m components.stages.dvcgraph`
 (or a dvc.yaml edited by hand) fails here.
 """
 
@@ -11,8 +11,10 @@ import configparser
 
 import pytest
 
-from components import dvcgraph, lineage
-from components.stages import NAMES, STAGES, Stage
+from components.stages import dvcgraph
+
+from components.core import lineage
+from components.stages.table import NAMES, STAGES, Stage
 from tests import flow_project as fp
 
 REPO = fp.REPO
@@ -20,7 +22,7 @@ REPO = fp.REPO
 
 def test_dvc_yaml_is_rendered_from_the_stage_table():
     assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == dvcgraph.render(), \
-        "dvc.yaml is stale: run `python -m components.dvcgraph`"
+        "dvc.yaml is stale: run `python -m components.stages.dvcgraph`"
 
 
 def test_dvc_parses_the_same_graph_as_the_stage_table():
@@ -57,21 +59,26 @@ def test_dvc_parses_the_same_graph_as_the_stage_table():
 
 def test_code_deps_follow_imports_and_skip_plumbing(tmp_path):
     pkg = tmp_path / "components"
-    (pkg / "model").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "model" / "__init__.py").write_text("")  # empty: no dep
-    (pkg / "config.py").write_text("X = 1\n")
-    (pkg / "errors.py").write_text("class E(Exception): ...\n")
-    (pkg / "stage_a.py").write_text("from components.errors import E\n"
-                                    "def run(cfg, paths):\n    from components.model import net\n")
+    for sub in ("model", "core", "stages"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")  # empty: no dep
+    (pkg / "__init__.py").write_text('"""docstring only: plumbing"""\n')
+    (pkg / "core" / "config.py").write_text("X = 1\n")
+    (pkg / "core" / "errors.py").write_text("from components.core import paths\nclass E(Exception): ...\n")
+    (pkg / "core" / "paths.py").write_text("import os\n")
+    (pkg / "stages" / "table.py").write_text("STAGES = ()\n")
+    (pkg / "stages" / "stage_a.py").write_text(
+        "from components.core.errors import E\nfrom components.stages.table import STAGES\n"
+        "def run(cfg, paths):\n    from components.model import net\n")
     (pkg / "model" / "net.py").write_text("from . import layers\nfrom components import helper\n")
     (pkg / "model" / "layers.py").write_text("import torch\n")
     (pkg / "helper.py").write_text("import os\n")
     (pkg / "unused.py").write_text("import os\n")
-    stage = Stage("a", "components.stage_a", (), (), ())
+    stage = Stage("a", "components.stages.stage_a", (), (), ())
+    # core/ (errors, and paths through it) and the stage table are plumbing; config.py is always a dep
     assert dvcgraph.code_deps(stage, tmp_path) == [
-        "components/config.py", "components/helper.py", "components/model/layers.py",
-        "components/model/net.py", "components/stage_a.py"]
+        "components/core/config.py", "components/helper.py", "components/model/layers.py",
+        "components/model/net.py", "components/stages/stage_a.py"]
 
 
 def test_repo_is_a_dvc_repo_with_a_local_default_remote():

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from components.config import ModelConfig
-from components.errors import ConfigError, DataError
+from components.core.config import ModelConfig
+from components.core.errors import ConfigError, DataError
 from components.model.encoder import EncoderConfig, MLMHead, build_encoder
 from components.model.io import load_encoder, save_encoder
 

@@ -49,10 +49,10 @@ def base(tmp_path_factory) -> Path:
     a tiny untrained models/pretrained, and an MLflow store with its tables created."""
     from mlflow import MlflowClient
 
-    from components.config import load_params
-    from components.ingest import ingest
-    from components.paths import Paths
-    from components.tokenize_text import tokenize
+    from components.core.config import load_params
+    from components.stages.ingest import ingest
+    from components.core.paths import Paths
+    from components.stages.tokenize import tokenize
     from cls_project import save_pretrained
 
     root = tmp_path_factory.mktemp("failure_base")
@@ -101,7 +101,7 @@ def leak_into_test(root: Path):
     do this: the split is a hash of the normalized text and duplicates are dropped)."""
     import pandas as pd
 
-    from components.paths import Paths
+    from components.core.paths import Paths
 
     paths = Paths.at(root)
     train = pd.read_parquet(paths.split("train"))
@@ -110,9 +110,9 @@ def leak_into_test(root: Path):
 
 
 def _ckpt_path(root: Path) -> Path:
-    from components.config import load_params
-    from components.paths import Paths
-    from components.pretrain import run_key
+    from components.core.config import load_params
+    from components.core.paths import Paths
+    from components.stages.pretrain import run_key
 
     paths = Paths.at(root)
     folder = paths.checkpoints / "pretrain" / run_key(load_params(root / "params.yaml"), paths)
@@ -138,9 +138,9 @@ def retokenize(**kw):
     """Re-run tokenize with other settings: models/tokenizer (and data/tokenized) no longer
     match the tokenizer models/pretrained was trained with."""
     def setup(root: Path):
-        from components.config import TokenizeConfig
-        from components.paths import Paths
-        from components.tokenize_text import tokenize
+        from components.core.config import TokenizeConfig
+        from components.core.paths import Paths
+        from components.stages.tokenize import tokenize
 
         tokenize(TokenizeConfig(**{"vocab_size": 100, "min_frequency": 1, "max_length": 32, **kw}),
                  Paths.at(root), show_progress=False)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import cls_project as cp
-from components import finetune
-from components.errors import ConfigError
+from components.stages import finetune
+from components.core.errors import ConfigError
 from components.model import classifier, cls_data, lit_cls
 from components.model.classifier import TextClassifier
 

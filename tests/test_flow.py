@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from components import lineage
-from components.stages import NAMES
+from components.core import lineage
+from components.stages.table import NAMES
 from tests import flow_project as fp
 
 pytestmark = pytest.mark.slow
@@ -151,7 +151,7 @@ def test_without_dvc_stages_run_in_process(harness, tmp_path):
 def test_params_rules_of_dvc_driven_runs(tmp_path, caplog):
     import logging
 
-    from components.errors import ConfigError
+    from components.core.errors import ConfigError
     from flows.pipeline import resolve_params
 
     root = fp.make(tmp_path / "p", n=8, overrides={"ingest": {"source": "file:raw.csv"}})

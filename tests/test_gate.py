@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.gate import decide, paired_bootstrap
+from components.evaluation.gate import decide, paired_bootstrap
 
 
 def vec(ones: int, n: int) -> np.ndarray:

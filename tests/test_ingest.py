@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components import sample
-from components.config import IngestConfig, Params
-from components.errors import DataError
-from components.ingest import ingest, ingest_chunks, run
-from components.paths import Paths
-from components.prepare import normalize, prepare, split_of, text_id
-from components.readers import Chunk
+from components.data import sample
+from components.core.config import IngestConfig, Params
+from components.core.errors import DataError
+from components.stages.ingest import ingest, ingest_chunks, run
+from components.core.paths import Paths
+from components.data.prepare import normalize, prepare, split_of, text_id
+from components.data.readers import Chunk
 
 
 def _chunk(texts, labels=None, origin="mem.csv") -> Chunk:

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 import tiny_pipeline
-from components import predict
-from components.config import load_params
-from components.errors import DataError, EncoderflowError
-from components.paths import Paths
+from components.registry import predict
+from components.core.config import load_params
+from components.core.errors import DataError, EncoderflowError
+from components.core.paths import Paths
 
 URI = "models:/encoderflow@champion"
 
@@ -23,7 +23,7 @@ def proj(tmp_path_factory):
     """One registered champion for the whole module (tests here only read the registry)."""
     import os
 
-    from components import register
+    from components.stages import register
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
                                tmp_path_factory.mktemp("predict"), with_store=True)

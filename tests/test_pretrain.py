@@ -11,10 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.config import parse_params
-from components.errors import DataError
+from components.core.config import parse_params
+from components.core.errors import DataError
 from components.model.data import IGNORE, MLMBatches, mask_tokens, pack
-from components.paths import Paths
+from components.core.paths import Paths
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = "the a film movie good bad great dull plot actor story funny boring scene music long short " \
@@ -169,7 +169,7 @@ def test_lr_schedule_and_precision():
 
 @pytest.mark.parametrize("family", ["transformer", "lstm", "cnn"])
 def test_fast_dev_run_every_family(tiny_project, family):
-    from components import pretrain
+    from components.stages import pretrain
     from components.model.io import load_encoder
 
     cfg = tiny_cfg()
@@ -213,7 +213,7 @@ def test_resume_matches_uninterrupted_run(tiny_project, tiny_data, tmp_path):
 
     import mlflow
 
-    from components import pretrain
+    from components.stages import pretrain
 
     cfg = tiny_cfg(grad_accum=2)
     # Uninterrupted 8 steps in a separate project.
@@ -254,7 +254,7 @@ def test_resume_matches_uninterrupted_run(tiny_project, tiny_data, tmp_path):
 
 
 def test_corrupt_checkpoint_gives_one_line_error(tiny_project):
-    from components import pretrain
+    from components.stages import pretrain
 
     cfg = tiny_cfg(max_steps=4, checkpoint_every=2)
     with pytest.raises(Kill):
@@ -269,8 +269,8 @@ def test_corrupt_checkpoint_gives_one_line_error(tiny_project):
 
 
 def test_missing_inputs_and_bad_seq_len(project):
-    from components import pretrain
-    from components.errors import ConfigError
+    from components.stages import pretrain
+    from components.core.errors import ConfigError
 
     with pytest.raises(DataError, match="tokenizer.json: not found"):
         pretrain.run(tiny_cfg(), Paths.at(project))

@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 
 import tiny_pipeline
 from tiny_pipeline import register, registry_client
-from components import lineage, registry
-from components.config import load_params
-from components.errors import DataError, EncoderflowError
-from components.paths import Paths
+from components.core import lineage
+from components.registry import client as registry
+from components.core.config import load_params
+from components.core.errors import DataError, EncoderflowError
+from components.core.paths import Paths
 
 NAME = "encoderflow"
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
@@ -114,7 +115,7 @@ def test_register_logs_an_isolated_pyfunc_with_lineage(proj, monkeypatch, tmp_pa
     assert {p["name"]: p["default"] for p in json.loads(mlmodel["signature"]["params"])} == {
         "output": "label", "batch_size": 64}
     shipped = {p.relative_to(local / "code").as_posix() for p in (local / "code").rglob("*.py")}
-    assert {"components/pyfunc_model.py", "components/model/classifier.py"} <= shipped
+    assert {"components/registry/pyfunc.py", "components/model/classifier.py"} <= shipped
     assert not any(s.endswith(("lit_cls.py", "finetune.py", "config.py", "tracking.py")) for s in shipped)
 
     # loads in a fresh interpreter that cannot import the checkout
@@ -279,7 +280,7 @@ def closed_port() -> int:
 
 def test_unreachable_registry_fails_fast_and_changes_nothing(proj):
     uri = f"http://127.0.0.1:{closed_port()}"
-    from components import register as stage
+    from components.stages import register as stage
 
     with pytest.raises(EncoderflowError) as err:
         stage.run(load_params(proj / "params.yaml", [f"project.tracking_uri={uri}"]), Paths.at(proj))
@@ -305,11 +306,11 @@ def test_missing_or_bad_inputs_are_one_line_errors(proj):
 
 
 def test_inference_files_stay_within_the_allowed_imports():
-    from components import pyfunc_model
+    from components.registry import pyfunc as pyfunc_model
 
     files, third = pyfunc_model.inference_files(ROOT)
     names = {f.relative_to(ROOT).as_posix() for f in files}
-    assert {"components/__init__.py", "components/pyfunc_model.py", "components/model/classifier.py",
-            "components/errors.py"} <= names
+    assert {"components/__init__.py", "components/registry/pyfunc.py", "components/model/classifier.py",
+            "components/core/errors.py"} <= names
     assert third - {"transformers"} <= pyfunc_model.ALLOWED_IMPORTS  # transformers: HF backbones only
     assert pyfunc_model.pip_requirements({"mlflow"}) == [f"mlflow=={__import__('mlflow').__version__}"]

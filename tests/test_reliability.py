@@ -1,6 +1,6 @@
 """Reliability: one pipeline at a time, failed runs marked failed, safe promotion.
 
-- the run lock (components/runlock.py): a second `encoderflow run` is refused at
+- the run lock (components/core/runlock.py): a second `encoderflow run` is refused at
   once naming the first one's pid; a SIGKILLed holder leaves no stuck lock;
 - a failing stage: non-zero exit naming the stage, FAILED MLflow runs (stage and
   parent), a Failed Prefect flow run, nothing downstream;
@@ -27,15 +27,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from components import registry, runlock
-from components.stages import NAMES
+from components.registry import client as registry
+
+from components.core import runlock
+from components.stages.table import NAMES
 from tests import flow_project as fp
 from tests import tiny_pipeline
 
 NAME = "encoderflow"
 HOLD = r"""
 import sys, time
-from components import runlock
+from components.core import runlock
 with runlock.hold(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)
@@ -98,7 +100,7 @@ def test_lock_names_its_holder_refuses_others_and_dies_with_it(tmp_path):
 
 
 def test_lock_is_reentrant_for_its_process_and_children_only(tmp_path):
-    code = "import sys; from components import runlock\nwith runlock.hold(sys.argv[1]): print('in')"
+    code = "import sys; from components.core import runlock\nwith runlock.hold(sys.argv[1]): print('in')"
     child = lambda env: subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=fp.REPO,  # noqa: E731
                                        env=env, capture_output=True, text=True)
     with runlock.hold(tmp_path):
@@ -203,7 +205,7 @@ def test_failing_stage_fails_everything_that_tracks_it_and_stops_the_run(tmp_pat
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=80),
        st.floats(0.0, 0.2), st.integers(0, 5))
 def test_gate_never_crowns_a_worse_or_not_better_enough_model(pairs, min_gain, seed):
-    from components.gate import decide
+    from components.evaluation.gate import decide
 
     new = np.array([p[0] for p in pairs], dtype=float)
     old = np.array([p[1] for p in pairs], dtype=float)

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import tiny_pipeline
-from components import redact as redact_mod
-from components.config import Params, ProjectConfig, load_params
-from components.errors import DataError
-from components.redact import redact
+from components.core import redact as redact_mod
+from components.core.config import Params, ProjectConfig, load_params
+from components.core.errors import DataError
+from components.core.redact import redact
 from flows import schedule
 
 SECRET = "s3cret"
@@ -199,7 +199,7 @@ def test_hf_checkpoint_folder_with_pickled_weights_is_not_executed(tmp_path):
 
 
 def test_checkpoint_with_pickled_object_is_refused_with_one_line_error(tmp_path):
-    from components.pretrain import verify_checkpoint
+    from components.stages.pretrain import verify_checkpoint
 
     marker = tmp_path / "PWNED"
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
@@ -247,8 +247,8 @@ def test_registered_model_loads_and_predicts_without_unpickling(tmp_path_factory
     import mlflow
     import pandas as pd
 
-    from components import register
-    from components.paths import Paths
+    from components.stages import register
+    from components.core.paths import Paths
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
                                tmp_path_factory.mktemp("secure_register"), with_store=True)
@@ -265,7 +265,7 @@ def test_registered_model_loads_and_predicts_without_unpickling(tmp_path_factory
 
 def test_credentials_never_reach_logs_params_or_artifacts(project):
     """A real ingest stage (subprocess) with a credential in a logged URI param."""
-    from components import tracking
+    from components.core import tracking
 
     tiny_pipeline.write_project(project, n=40)
     # The experiment exists already (with a local artifact root); the run then sees an

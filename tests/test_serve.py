@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 import tiny_pipeline
-from components.config import load_params
-from components.paths import Paths
-from components.tracking import tracking_uri
+from components.core.config import load_params
+from components.core.paths import Paths
+from components.core.tracking import tracking_uri
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def wait_ready(port: int, proc: subprocess.Popen, log: Path, seconds: float = 18
 
 @pytest.fixture
 def served(tmp_path_factory, tmp_path, monkeypatch):
-    from components import register
+    from components.stages import register
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory), tmp_path / "p", with_store=True)
     monkeypatch.chdir(root)

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from components.config import IngestConfig
-from components.errors import DataError
-from components.ingest import ingest
-from components.paths import Paths
-from components.sources import read_source
+from components.core.config import IngestConfig
+from components.core.errors import DataError
+from components.stages.ingest import ingest
+from components.core.paths import Paths
+from components.data.sources import read_source
 
 ROWS = [("good film", "pos"), ("bad film", "neg"), ("fine film", "pos")]
 

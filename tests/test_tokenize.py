@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import Params, TokenizeConfig
-from components.errors import DataError
-from components.paths import Paths
-from components.tokenize_text import run, split_stats, tokenize
-from components.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
+from components.core.config import Params, TokenizeConfig
+from components.core.errors import DataError
+from components.core.paths import Paths
+from components.stages.tokenize import run, split_stats, tokenize
+from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
 
 MODELS = ("wordpiece", "bpe", "unigram")
 ENGLISH = [
@@ -234,9 +234,9 @@ def test_empty_unlabeled_split_encodes_to_empty_dataset(tmp_path):
     import datasets
     import pandas as pd
 
-    from components.paths import Paths
-    from components.tokenize_text import encode_splits
-    from components.tokenizer_train import train_tokenizer
+    from components.core.paths import Paths
+    from components.stages.tokenize import encode_splits
+    from components.data.tokenizer_train import train_tokenizer
 
     paths = Paths.at(tmp_path)
     paths.prepared.mkdir(parents=True)

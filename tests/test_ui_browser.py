@@ -23,9 +23,10 @@ import pytest
 from typer.testing import CliRunner
 
 import tiny_pipeline
-from components import lineage, registry
-from components.config import load_params
-from components.paths import Paths
+from components.core import lineage
+from components.registry import client as registry
+from components.core.config import load_params
+from components.core.paths import Paths
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +51,7 @@ def ui(tmp_path_factory, tmp_path, monkeypatch):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing (.ci/run installs it with apt-get)")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from components import register
+    from components.stages import register
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory), tmp_path / "proj", with_store=True)
     monkeypatch.chdir(root)

@@ -16,10 +16,10 @@ import socket
 import pandas as pd
 import pytest
 
-from components import validate
-from components.config import Params, ValidateConfig
-from components.errors import DataError
-from components.paths import Paths
+from components.stages import validate
+from components.core.config import Params, ValidateConfig
+from components.core.errors import DataError
+from components.core.paths import Paths
 
 LABELS = ["negative", "positive"]
 
@@ -142,7 +142,7 @@ def test_length_outliers_within_the_allowed_share_only_warn(project, caplog):
     splits = clean_splits()
     splits["train"].loc[5, "text"] = "x" * 6000  # 5% <= 10% allowed below
     paths = write(project, splits)
-    with caplog.at_level(logging.WARNING, logger="components.validate"):
+    with caplog.at_level(logging.WARNING, logger="components.stages.validate"):
         summary = run(paths, max_length_outlier_fraction=0.1)
     rep = report(paths)
     assert summary["warnings"] == 1 and rep["success"] is True
@@ -242,7 +242,7 @@ def test_cli_prints_one_line_per_failure_and_logs_to_mlflow(project):
 
 
 def test_small_helpers():
-    from components.expectations import overlap
+    from components.data.expectations import overlap
 
     assert overlap(["a", None, "b"], ["b", "c", None]) == ["b"]
     assert validate.kwargs_summary({"value_set": list(range(9)), "column": "t", "batch_id": "x"}) == {

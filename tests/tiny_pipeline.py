@@ -67,9 +67,9 @@ def write_project(root: Path, n: int = 320, overrides: dict | None = None) -> No
 
 
 def run_stages(root: Path, names=UPSTREAM, params: str = "params.yaml") -> None:
-    from components import stages
-    from components.config import load_params
-    from components.paths import Paths
+    from components.stages import table as stages
+    from components.core.config import load_params
+    from components.core.paths import Paths
 
     cfg = load_params(root / params)
     for name in names:
@@ -120,9 +120,9 @@ def register(root: Path, **register_params) -> dict:
     """Run the register stage in `root` with `register.*` overrides; returns reports/register.json."""
     import json
 
-    from components import register as stage
-    from components.config import load_params
-    from components.paths import Paths
+    from components.stages import register as stage
+    from components.core.config import load_params
+    from components.core.paths import Paths
 
     overrides = [f"register.{k}={json.dumps(v)}" for k, v in register_params.items()]
     stage.run(load_params(root / "params.yaml", overrides), Paths.at(root))
@@ -131,8 +131,8 @@ def register(root: Path, **register_params) -> dict:
 
 def registry_client(root: Path):
     """An MlflowClient on the registry of `root`'s params.yaml."""
-    from components import registry
-    from components.config import load_params
+    from components.registry import client as registry
+    from components.core.config import load_params
 
     return registry.connect(load_params(root / "params.yaml").project, root)
 
@@ -147,7 +147,7 @@ def save_untrained(root: Path, seed: int = 0) -> None:
     import torch
     from tokenizers import Tokenizer
 
-    from components.atomic import atomic_dir
+    from components.core.atomic import atomic_dir
     from components.model.classifier import ClassifierNet, TextClassifier
     from components.model.io import TOKENIZER, load_encoder
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from components.errors import DataError
+from components.core.errors import DataError
 
 FORMAT = 1
 KIND = "encoderflow.classifier"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from components.errors import DataError
+from components.core.errors import DataError
 from components.model.classifier import pad_batch, truncate
 
 

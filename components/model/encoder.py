@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.errors import ConfigError
+from components.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from components.config import ModelConfig
+    from components.core.config import ModelConfig
 
 
 @dataclass(frozen=True)

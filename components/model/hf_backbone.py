@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from components.errors import DataError
+from components.core.errors import DataError
 
 
 class HFBackbone(nn.Module):

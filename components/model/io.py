@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from components.errors import DataError
+from components.core.errors import DataError
 
 FORMAT = 1
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"

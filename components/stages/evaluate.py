@@ -1,6 +1,6 @@
 """evaluate stage: score the fine-tuned model and its baselines on the test split.
 
-Everything is scored by the same code (components.metrics) on the same rows:
+Everything is scored by the same code (components.evaluation.metrics) on the same rows:
 - model: models/finetuned through TextClassifier (what register will serve),
 - baseline.majority / baseline.tfidf_lr / baseline.nbsvm (scikit-learn),
 - baseline.random_init: the same encoder fine-tuned from random weights with
@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from components.config import Params
-from components.errors import DataError
-from components.paths import Paths
+from components.core.config import Params
+from components.core.errors import DataError
+from components.core.paths import Paths
 
 
 def _texts(paths: Paths, split: str, n_classes: int):
@@ -33,9 +33,9 @@ def _texts(paths: Paths, split: str, n_classes: int):
 def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
               progress: bool = True) -> tuple[dict[str, float], dict]:
     """(flat metrics, extras for plots/notes). Reads models/finetuned and data/prepared."""
-    from components import behaviour
-    from components.baselines import sklearn_baselines
-    from components.metrics import classification_metrics, flatten, reliability_bins
+    from components.evaluation import behaviour
+    from components.evaluation.baselines import sklearn_baselines
+    from components.evaluation.metrics import classification_metrics, flatten, reliability_bins
     from components.model.classifier import TextClassifier
     from components.model.cls_data import read_labels
 
@@ -70,7 +70,7 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     if ev.random_init_baseline and cfg.finetune.init == "random":
         notes.append("random_init baseline skipped: the model itself is fine-tuned from random init")
     elif ev.random_init_baseline:
-        from components.finetune import fit_classifier
+        from components.stages.finetune import fit_classifier
 
         t0 = time.perf_counter()
         res = fit_classifier(cfg, paths, "random", run_id=run_id, tag="random_init", progress=progress)
@@ -94,8 +94,8 @@ def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[s
 
     Returns the file names written.
     """
-    from components import plots
-    from components.atomic import atomic_dir
+    from components.evaluation import plots
+    from components.core.atomic import atomic_dir
 
     with atomic_dir(paths.plots) as folder:
         plots.confusion(extras["actual"], extras["predicted"], extras["labels"], folder)
@@ -107,9 +107,9 @@ def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[s
 
 
 def run(cfg: Params, paths: Paths) -> dict:
-    from components.atomic import write_json
-    from components.metrics import rounded
-    from components.tracking import stage_run
+    from components.core.atomic import write_json
+    from components.evaluation.metrics import rounded
+    from components.core.tracking import stage_run
 
     with stage_run(cfg, "evaluate", paths.root, ("project", "model", "finetune", "evaluate")) as mlrun:
         import mlflow

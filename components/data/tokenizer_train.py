@@ -32,8 +32,8 @@ import sys
 from collections import Counter
 from typing import Iterable, Sequence
 
-from components.config import TokenizeConfig
-from components.errors import EncoderflowError
+from components.core.config import TokenizeConfig
+from components.core.errors import EncoderflowError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)

@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from components.errors import ConfigError
+from components.core.errors import ConfigError
 
 _BOUNDS = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b),
            ("lt", "<", lambda v, b: v < b), ("le", "<=", lambda v, b: v <= b))

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from components.errors import EncoderflowError
+from components.core.errors import EncoderflowError
 
 DIR = ".encoderflow"
 LOCK_FILE = "run.lock"

@@ -2,7 +2,7 @@
 
 Reads data/prepared/{train,val,test,unlabeled}.parquet and labels.json, runs
 one GX Checkpoint (ephemeral context, pandas filesystem datasource, one batch
-and one suite per split; suites in components/expectations.py) and writes:
+and one suite per split; suites in components/data/expectations.py) and writes:
 
 - reports/data_docs/: GX Data Docs (open index.html), built atomically;
 - reports/validation.json: one row per expectation (split, check, GX name,
@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.atomic import atomic_dir, write_json
-from components.config import Params
-from components.errors import DataError
-from components.paths import ALL_SPLITS, Paths
+from components.core.atomic import atomic_dir, write_json
+from components.core.config import Params
+from components.core.errors import DataError
+from components.core.paths import ALL_SPLITS, Paths
 
 log = logging.getLogger(__name__)
 STAGE = "validate"
@@ -68,7 +68,7 @@ def _context(docs_dir: Path):
 
     The default ephemeral context adds a docs site in a fresh /tmp folder;
     this config replaces it, turns analytics and GX's per-suite progress bars
-    off (GX 1.24 sends no analytics anyway; see components/env.py).
+    off (GX 1.24 sends no analytics anyway; see components/core/env.py).
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -94,7 +94,7 @@ def run_checkpoint(frames: dict, labels: list[str], cfg: Params, paths: Paths,
     """Run every split's suite in one Checkpoint; return split -> results in suite order."""
     import great_expectations as gx
 
-    from components import expectations as ex
+    from components.data import expectations as ex
 
     ctx = _context(docs_dir)
     source = ctx.data_sources.add_pandas_filesystem("prepared", base_directory=paths.prepared)
@@ -278,7 +278,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     import great_expectations  # noqa: F401  (imported before the compute timer starts)
     import mlflow
 
-    from components.tracking import stage_run
+    from components.core.tracking import stage_run
 
     def tracked(mlrun) -> dict:
         t0 = time.perf_counter()

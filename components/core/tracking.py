@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from components.config import Params, ProjectConfig
+from components.core.config import Params, ProjectConfig
 
 PARENT_ENV = "ENCODERFLOW_PARENT_RUN_ID"
 ERROR_TAG = "encoderflow.error"  # on a FAILED run: its one-line error
@@ -61,7 +61,7 @@ def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
     Values are redacted (`user:password@` in URIs -> `***@`): params are shown to
     everyone who can read the tracking server.
     """
-    from components.redact import redact_mapping
+    from components.core.redact import redact_mapping
 
     return redact_mapping({f"{prefix}{key}": str(value) for key, value in dataclasses.asdict(obj).items()})
 
@@ -77,7 +77,7 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
     """
     import mlflow
 
-    from components import lineage
+    from components.core import lineage
 
     exp = experiment_id(cfg.project, root)
     parent = os.environ.get(PARENT_ENV) or None
@@ -96,7 +96,7 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
             yield run
         except BaseException as e:  # the run ends FAILED; say why on the run itself
             with contextlib.suppress(Exception):  # never mask the stage's own error
-                from components.redact import redact
+                from components.core.redact import redact
 
                 mlflow.set_tags({**lineage.data_tags(root), ERROR_TAG: redact(_one_line(e))})
             raise

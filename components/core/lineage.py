@@ -46,18 +46,25 @@ def git_sha(root: str | Path = ".") -> str:
     return out.strip() if out else ""
 
 
-def _pipeline_outputs() -> tuple[str, ...]:
-    """What runs write: dvc.lock and every stage's outs, metrics and plots."""
-    from components.stages import STAGES
+def _pipeline_outputs(root: Path) -> tuple[str, ...]:
+    """What runs write: dvc.lock and every stage's outs, metrics and plots, as
+    dvc.yaml (rendered from the stage table) declares them."""
+    import yaml
 
-    return ("dvc.lock",) + tuple(p for s in STAGES for p in (*s.outs, *s.metrics, *s.plots))
+    outputs = ["dvc.lock"]
+    dvc_yaml = root / "dvc.yaml"
+    doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) if dvc_yaml.is_file() else None
+    for stage in ((doc or {}).get("stages") or {}).values():
+        for key in ("outs", "metrics", "plots"):
+            outputs += [next(iter(e)) if isinstance(e, dict) else e for e in stage.get(key, ())]
+    return tuple(outputs)
 
 
 def git_dirty(root: str | Path = ".") -> bool:
     """True when a tracked file differs from HEAD, not counting what the
     pipeline itself writes (dvc.lock, reports/*.json, plots): code or params.
 
-    >>> "reports/metrics.json" in _pipeline_outputs()
+    >>> "reports/metrics.json" in _pipeline_outputs(Path(__file__).resolve().parents[2])
     True
     """
     out = _git(Path(root), "status", "--porcelain", "--untracked-files=no")
@@ -65,7 +72,7 @@ def git_dirty(root: str | Path = ".") -> bool:
         return False
     # porcelain v1: "XY path" (rename: "XY old -> new")
     paths = [line[3:].split(" -> ")[-1].strip('"') for line in out.splitlines() if line.strip()]
-    outputs = _pipeline_outputs()
+    outputs = _pipeline_outputs(Path(root))
     return any(not any(p == o or p.startswith(o.rstrip("/") + "/") for o in outputs) for p in paths)
 
 
@@ -125,7 +132,7 @@ def code_tags(root: str | Path = ".") -> dict[str, str]:
 
 def data_tags(root: str | Path = ".") -> dict[str, str]:
     """The data hash tag (reads every file of data/prepared once)."""
-    from components.paths import Paths
+    from components.core.paths import Paths
 
     return {PREFIX + "data_md5": dir_md5(Paths.at(root).prepared)}
 

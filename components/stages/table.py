@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from components.errors import EncoderflowError
+from components.core.errors import EncoderflowError
 
 
 @dataclass(frozen=True)
@@ -31,29 +31,29 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     # data/incoming: drop files there (ingest.source: file:data/incoming/*.csv) and
     # DVC sees a changed dep, so the next run re-ingests. Kept in git by a .gitkeep.
-    Stage("ingest", "components.ingest", ("project", "ingest"), ("data/incoming",),
+    Stage("ingest", "components.stages.ingest", ("project", "ingest"), ("data/incoming",),
           ("data/prepared",), ("reports/ingest.json",)),
-    Stage("validate", "components.validate", ("ingest", "validate"), ("data/prepared",),
+    Stage("validate", "components.stages.validate", ("ingest", "validate"), ("data/prepared",),
           ("reports/data_docs",), ("reports/validation.json",)),
     # reports/validation.json orders validate before tokenize in DVC's graph.
-    Stage("tokenize", "components.tokenize_text", ("project", "tokenize"),
+    Stage("tokenize", "components.stages.tokenize", ("project", "tokenize"),
           ("data/prepared", "reports/validation.json"),
           ("models/tokenizer", "data/tokenized"), ("reports/tokenizer.json",)),
-    Stage("pretrain", "components.pretrain", ("project", "model", "pretrain"),
+    Stage("pretrain", "components.stages.pretrain", ("project", "model", "pretrain"),
           ("data/tokenized", "models/tokenizer"), ("models/pretrained",), ("reports/pretrain.json",),
           ("reports/pretrain_curve.csv",)),
     # data/prepared: labels.json (and the raw text when finetune.init is a HF folder);
     # models/tokenizer: the vocabulary of the random-init ablation.
-    Stage("finetune", "components.finetune", ("project", "model", "finetune"),
+    Stage("finetune", "components.stages.finetune", ("project", "model", "finetune"),
           ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained"),
           ("models/finetuned",), ("reports/finetune.json",), ("reports/finetune_curve.csv",)),
     # The curve CSVs are deps because evaluate draws them into reports/plots/.
-    Stage("evaluate", "components.evaluate", ("project", "model", "finetune", "evaluate"),
+    Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate"),
           ("data/prepared", "data/tokenized", "models/tokenizer", "models/finetuned",
            "models/pretrained", "reports/pretrain_curve.csv", "reports/finetune_curve.csv"),
           (), ("reports/metrics.json",), ("reports/plots",)),
     # Registers a version of register.model_name and moves @champion/@challenger.
-    Stage("register", "components.register", ("project", "register"),
+    Stage("register", "components.stages.register", ("project", "register"),
           ("models/finetuned", "reports/metrics.json", "data/prepared"), (), ("reports/register.json",)),
 )
 

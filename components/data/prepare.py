@@ -16,9 +16,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from components.config import IngestConfig
-from components.errors import DataError
-from components.readers import Chunk
+from components.core.config import IngestConfig
+from components.core.errors import DataError
+from components.data.readers import Chunk
 
 _SPACE = re.compile(r"\s+")
 

@@ -14,8 +14,8 @@ from typing import Literal
 
 import yaml
 
-from components.config_parse import apply_override, parse_dataclass
-from components.errors import ConfigError
+from components.core.config_parse import apply_override, parse_dataclass
+from components.core.errors import ConfigError
 
 
 def _f(default, **bounds):

@@ -18,9 +18,7 @@ pass `pd.DataFrame({"text": texts})`).
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata as md
-import sys
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -118,20 +116,12 @@ ENTRY_FILE = "encoderflow_model.py"
 ENTRY_SOURCE = '''"""encoderflow pyfunc entry (MLflow models-from-code); the code lives in code/components."""
 import mlflow
 
-from components.pyfunc_model import EncoderflowModel
+from components.registry.pyfunc import EncoderflowModel
 
 mlflow.models.set_model(EncoderflowModel())
 '''
 
-ENTRY_MODULES = ("components.pyfunc_model", "components.model.classifier")
-
-
-def _module_file(root: Path, module: str) -> Path | None:
-    base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+ENTRY_MODULES = ("components.registry.pyfunc", "components.model.classifier")
 
 
 def inference_files(root: Path, entries=ENTRY_MODULES) -> tuple[list[Path], set[str]]:
@@ -140,52 +130,10 @@ def inference_files(root: Path, entries=ENTRY_MODULES) -> tuple[list[Path], set[
     Follows `components.*` imports (incl. relative ones and package __init__
     files); imports under `if TYPE_CHECKING:` are skipped.
     """
-    root = Path(root)
-    seen: dict[str, Path] = {}
-    third: set[str] = set()
-    todo = list(entries)
-    while todo:
-        mod = todo.pop()
-        if mod in seen:
-            continue
-        path = _module_file(root, mod)
-        if path is None:
-            continue
-        seen[mod] = path
-        parts = mod.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
-        package = mod if path.name == "__init__.py" else ".".join(parts[:-1])
-        for name in _imports(ast.parse(path.read_text(encoding="utf-8")), package):
-            top = name.split(".")[0]
-            if top == "components":
-                todo.append(name)
-            elif top not in sys.stdlib_module_names and top != "__future__":
-                third.add(top)
+    from components.core.imports import walk
+
+    seen, third = walk(Path(root), entries, own=("components",))
     return sorted(set(seen.values())), third
-
-
-def _imports(tree: ast.AST, package: str) -> list[str]:
-    names: list[str] = []
-
-    def visit(node, skip=False):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            names.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                pkg = package.split(".")
-                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
-            names.append(base)
-            names.extend(f"{base}.{a.name}" for a in node.names)  # may be submodules
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return names
 
 
 def pip_requirements(third_party: set[str]) -> list[str]:

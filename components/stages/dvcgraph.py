@@ -1,19 +1,19 @@
-"""dvc.yaml, rendered from the stage table (components/stages.py).
+"""dvc.yaml, rendered from the stage table (components/stages/table.py).
 
 dvc.yaml is generated, never edited by hand: after changing STAGES (or the
 imports of a stage module), run
 
-    python -m components.dvcgraph          # rewrite dvc.yaml
-    python -m components.dvcgraph --check  # exit 1 if dvc.yaml is stale
+    python -m components.stages.dvcgraph          # rewrite dvc.yaml
+    python -m components.stages.dvcgraph --check  # exit 1 if dvc.yaml is stale
 
 tests/test_dvc.py fails when the committed dvc.yaml differs from `render()`.
 
 Each stage becomes `cmd: encoderflow stage NAME` with
-- deps: the stage's data inputs, then the code it runs: components/config.py
+- deps: the stage's data inputs, then the code it runs: components/core/config.py
   plus every `components` module the stage module imports, transitively
   (found by reading the import statements, lazy ones included). Shared
-  plumbing (PLUMBING: errors, paths, atomic writes, MLflow/Prefect glue) is
-  left out on purpose: editing it must not retrain every model.
+  plumbing (everything in components/core/, plus the stage table and this
+  file) is left out on purpose: editing it must not retrain every model.
 - params: whole params.yaml sections (DVC tracks every key inside them);
 - outs (cached), metrics and plots (cache: false, so they live in git).
 The top-level `plots:` (PLOT_VIEWS) tells `dvc plots show` which columns to draw.
@@ -21,25 +21,31 @@ The top-level `plots:` (PLOT_VIEWS) tells `dvc plots show` which columns to draw
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 
 import yaml
 
-from components.stages import STAGES, Stage
+from components.core.imports import module_file as _module_file
+from components.core.imports import walk
+from components.stages.table import STAGES, Stage
 
-ROOT = Path(__file__).resolve().parents[1]
-HEADER = ("# Generated from components/stages.py by `python -m components.dvcgraph`.\n"
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = ("# Generated from components/stages/table.py by `python -m components.stages.dvcgraph`.\n"
           "# Do not edit by hand: change the stage table and re-run that command.\n")
-CONFIG_DEP = "components/config.py"
+CONFIG_DEP = "components/core/config.py"
 # Modules that carry no stage logic; a change there does not invalidate outputs.
-PLUMBING = frozenset({
-    "components", "components.atomic", "components.config", "components.config_parse",
-    "components.dvcgraph", "components.env", "components.errors", "components.lineage",
-    "components.paths", "components.redact", "components.runlock", "components.stages",
-    "components.tracking",
-})
+PLUMBING_PACKAGE = "components.core"
+PLUMBING = frozenset({"components", PLUMBING_PACKAGE, "components.stages", "components.stages.table",
+                      "components.stages.dvcgraph"})
+
+
+def is_plumbing(name: str) -> bool:
+    """
+    >>> [is_plumbing(m) for m in ("components.core.paths", "components.stages.pretrain")]
+    [True, False]
+    """
+    return name in PLUMBING or name.startswith(PLUMBING_PACKAGE + ".")
 
 
 # How `dvc plots show` draws the CSVs the stages write: on the stage's own plots
@@ -60,52 +66,17 @@ PLOT_VIEWS: tuple[tuple[str, dict], ...] = (
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:
     """`components.model.io` -> components/model/io.py (or a package __init__.py)."""
-    base = root.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(name: str, path: Path) -> set[str]:
-    """Absolute names of the `components` modules that `path` imports (any depth)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from .x import y
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                mod = f"{base}.{node.module}" if node.module else base
-            else:
-                mod = node.module or ""
-            found.add(mod)
-            found.update(f"{mod}.{alias.name}" for alias in node.names)  # submodules
-    return {m for m in found if m == "components" or m.startswith("components.")}
+    return _module_file(root, name)
 
 
 def code_modules(module: str, root: Path = ROOT) -> list[str]:
-    """The stage module plus its transitive `components` imports, minus PLUMBING.
+    """The stage module plus its transitive `components` imports, minus plumbing.
 
     Parent packages count too (importing components.model.io runs
     components/model/__init__.py), unless their file is empty.
     """
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        todo.extend(".".join(parts[:i]) for i in range(2, len(parts)))  # parent packages
-        path = module_file(name, root)
-        if path is not None:
-            todo.extend(_imports(name, path) - seen)
-    return sorted(m for m in seen if m not in PLUMBING and (m == module or _has_code(m, root)))
+    seen, _ = walk(root, [module], own=("components",))
+    return sorted(m for m in seen if not is_plumbing(m) and (m == module or _has_code(m, root)))
 
 
 def _has_code(name: str, root: Path) -> bool:
@@ -116,7 +87,7 @@ def _has_code(name: str, root: Path) -> bool:
 
 
 def code_deps(stage: Stage, root: Path = ROOT) -> list[str]:
-    """components/config.py + the files of `code_modules` (relative, sorted)."""
+    """components/core/config.py + the files of `code_modules` (relative, sorted)."""
     files = {CONFIG_DEP}
     for name in code_modules(stage.module, root):
         path = module_file(name, root)
@@ -158,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     current = target.read_text(encoding="utf-8") if target.is_file() else ""
     if "--check" in argv:
         if current != text:
-            print("dvc.yaml is stale: run `python -m components.dvcgraph`", file=sys.stderr)
+            print("dvc.yaml is stale: run `python -m components.stages.dvcgraph`", file=sys.stderr)
             return 1
         return 0
     if current != text:

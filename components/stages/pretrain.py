@@ -20,10 +20,10 @@ import json
 import time
 from pathlib import Path
 
-from components.config import Params
-from components.errors import ConfigError, DataError
+from components.core.config import Params
+from components.core.errors import ConfigError, DataError
 from components.model.precision import resolve_precision
-from components.paths import Paths
+from components.core.paths import Paths
 
 STAGE = "pretrain"
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -127,7 +127,7 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
     from pytorch_lightning.loggers import MLFlowLogger
 
-    from components import tracking
+    from components.core import tracking
     from components.model.data import make_datamodule
     from components.model.encoder import EncoderConfig
     from components.model.lit_mlm import LitMLM
@@ -196,7 +196,7 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
         summary = _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run.info.run_id,
                           wall, model.tokens_seen - model.tokens_at_start, finished, fit_s)
         if not dev:
-            from components.atomic import write_json
+            from components.core.atomic import write_json
             write_json(ckpt_dir / "done.json", summary)
     return summary
 
@@ -208,7 +208,7 @@ def _stored_run_id(cfg: Params, paths: Paths, ckpt_dir: Path) -> str | None:
         return None
     import mlflow
 
-    from components import tracking
+    from components.core import tracking
 
     try:
         mlflow.set_tracking_uri(tracking.tracking_uri(cfg.project, paths.root))
@@ -244,7 +244,7 @@ def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id,
     """Export the encoder and write reports/pretrain.json + reports/pretrain_curve.csv."""
     import mlflow
 
-    from components.atomic import atomic_dir, write_json, write_text
+    from components.core.atomic import atomic_dir, write_json, write_text
     from components.model.io import save_encoder
 
     t0 = time.perf_counter()  # time.compute_s = fit + final val loss + export + reports

@@ -40,7 +40,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from components.errors import EncoderflowError
+from components.core.errors import EncoderflowError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PREVIOUS = "previous_champion"
@@ -73,7 +73,7 @@ def connect(project, root: Path | None = None):
     import mlflow
     from mlflow import MlflowClient
 
-    from components.tracking import tracking_uri
+    from components.core.tracking import tracking_uri
 
     uri = tracking_uri(project, root)
     mlflow.set_tracking_uri(uri)

@@ -8,8 +8,8 @@ Writes models/tokenizer/tokenizer.json  (trained on train + unlabeled text ONLY:
                                          label int64, -1 for unlabeled)
        reports/tokenizer.json           (vocab size, UNK rate, length stats)
 
-    from components.config import Params
-    from components.paths import Paths
+    from components.core.config import Params
+    from components.core.paths import Paths
     run(Params(), Paths.at("."))
 """
 
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from components.atomic import atomic_dir, write_json
-from components.config import Params, TokenizeConfig
-from components.errors import DataError
-from components.paths import ALL_SPLITS, Paths
-from components.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
+from components.core.atomic import atomic_dir, write_json
+from components.core.config import Params, TokenizeConfig
+from components.core.errors import DataError
+from components.core.paths import ALL_SPLITS, Paths
+from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
 
 STAGE = "tokenize"
 TRAIN_SPLITS = ("train", "unlabeled")  # the only text the tokenizer may learn from
@@ -39,7 +39,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     import datasets  # noqa: F401  (imported before the compute timer starts)
     import mlflow
 
-    from components.tracking import stage_run
+    from components.core.tracking import stage_run
 
     if mlflow.active_run() is not None:  # a driver already opened this stage's run
         t0 = time.perf_counter()

@@ -6,8 +6,8 @@
    and an `output` param), registering a new version of `register.model_name`.
 3. Tag the version with its lineage (git, dvc.lock, data, tokenizer, stage run
    ids, Prefect flow run) and describe it with a metrics table vs the baselines.
-4. Gate (components/gate.py): re-score @champion and the new version on the
-   current test split; move @champion or @challenger (components/registry.py).
+4. Gate (components/evaluation/gate.py): re-score @champion and the new version on the
+   current test split; move @champion or @challenger (components/registry/client.py).
 5. Write reports/register.json (version, decision, numbers).
 """
 
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from components.config import Params
-from components.errors import DataError
-from components.paths import Paths
+from components.core.config import Params
+from components.core.errors import DataError
+from components.core.paths import Paths
 
 STAGE = "register"
 RUN_STAGES = ("pretrain", "finetune", "evaluate")
@@ -74,7 +74,7 @@ def _stage_run_id(paths: Paths, stage: str, report: str, client, experiment_id: 
 
 def lineage_tags(paths: Paths, client, experiment_id: str, run_id: str) -> dict[str, str]:
     """encoderflow.* tags: git sha/dirty, dvc.lock, data, tokenizer, stage run ids, flow run."""
-    from components import lineage
+    from components.core import lineage
 
     tags = {k: v for k, v in lineage.tags(paths.root).items() if k.startswith(lineage.PREFIX)}
     tags[lineage.PREFIX + "tokenizer_md5"] = lineage.file_md5(paths.finetuned / "tokenizer.json")
@@ -101,9 +101,9 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
     import mlflow
     import pandas as pd
 
-    from components import pyfunc_model
+    from components.registry import pyfunc as pyfunc_model
 
-    code_root = Path(__file__).resolve().parent.parent  # the folder holding `components`
+    code_root = Path(__file__).resolve().parents[2]  # the folder holding `components`
     files, third = pyfunc_model.inference_files(code_root)
     if backbone_kind != "hf":
         third.discard("transformers")  # only Hugging Face backbones need it at inference
@@ -130,9 +130,9 @@ def _score(uri: str, texts: list[str], names: list[str]):
     """0/1 correctness per test row of the registered model at `uri` (one-line error if it fails)."""
     import mlflow
 
-    from components import gate
-    from components.errors import EncoderflowError
-    from components.registry import _short
+    from components.evaluation import gate
+    from components.core.errors import EncoderflowError
+    from components.registry.client import _short
 
     try:
         model = mlflow.pyfunc.load_model(uri)
@@ -146,8 +146,12 @@ def run(cfg: Params, paths: Paths) -> dict:
     import mlflow
     import pandas as pd
 
-    from components import gate, registry, tracking
-    from components.atomic import write_json
+    from components.evaluation import gate
+
+    from components.registry import client as registry
+
+    from components.core import tracking
+    from components.core.atomic import write_json
 
     rc = cfg.register
     meta = _read_json(paths.finetuned / "config.json")

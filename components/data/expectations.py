@@ -5,7 +5,7 @@ and leakage. Two dataset-level checks have no built-in equivalent, so they are
 custom GX expectations backed by custom column-aggregate metrics (pandas):
 the share of bad characters over ALL characters of a column, and the share of
 the majority value. Both register with GX when this module is imported, so
-import it lazily (components.validate does, inside `run`).
+import it lazily (components.stages.validate does, inside `run`).
 
 Every expectation carries `severity` (GX's own critical/warning field) and
 `meta["check"]`, the short name that reports/validation.json and the error
@@ -25,7 +25,7 @@ from great_expectations.expectations.metrics.column_aggregate_metric_provider im
     column_aggregate_value,
 )
 
-from components.config import IngestConfig, ValidateConfig
+from components.core.config import IngestConfig, ValidateConfig
 
 # C0/C1 control characters except \t \n \r, DEL, and U+FFFD (what a decoder
 # writes for undecodable bytes). Newlines and tabs are legitimate in text.

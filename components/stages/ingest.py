@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from components.atomic import atomic_dir, write_json
-from components.config import IngestConfig, Params
-from components.paths import Paths
-from components.prepare import Prepared, prepare
-from components.readers import Chunk
+from components.core.atomic import atomic_dir, write_json
+from components.core.config import IngestConfig, Params
+from components.core.paths import Paths
+from components.data.prepare import Prepared, prepare
+from components.data.readers import Chunk
 
 STAGE = "ingest"
 
@@ -63,7 +63,7 @@ def ingest_chunks(chunks: list[Chunk], cfg: IngestConfig, paths: Paths, source: 
 
 def ingest(cfg: IngestConfig, paths: Paths) -> dict:
     """Read `cfg.source`, prepare, write; returns counts per split (no MLflow)."""
-    from components.sources import read_source
+    from components.data.sources import read_source
 
     chunks, source = read_source(cfg, paths.root)
     return ingest_chunks(chunks, cfg, paths, source)
@@ -74,7 +74,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     import mlflow
     import pyarrow.parquet  # noqa: F401  (imported before the compute timer starts)
 
-    from components.tracking import stage_run
+    from components.core.tracking import stage_run
 
     if mlflow.active_run() is not None:  # a driver already opened this stage's run
         t0 = time.perf_counter()
