@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from components.evaluation.metrics import bootstrap_ci
+
 TFIDF_KEY = "baseline.tfidf_lr.accuracy"
 
 
@@ -41,11 +43,9 @@ def paired_bootstrap(new_correct: np.ndarray, old_correct: np.ndarray, samples: 
         raise ValueError(f"paired_bootstrap: expected two equal-length non-empty vectors, "
                          f"got {new.shape} and {old.shape}")
     diff = new - old  # [N]
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diff), size=(samples, len(diff)))  # [S, N]
-    means = diff[idx].mean(axis=1)  # [S]
-    alpha = (1.0 - level) / 2.0
-    return float(diff.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    # Resampling the per-row differences is resampling the rows in pairs.
+    low, high = bootstrap_ci(diff, samples, seed, level)
+    return float(diff.mean()), low, high
 
 
 @dataclass

@@ -59,7 +59,9 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> list
 
 
 def bootstrap_ci(correct: np.ndarray, samples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of a 0/1 vector (seeded, so deterministic).
+    """Percentile bootstrap CI of the mean of a vector (0/1 correctness, or paired differences).
+
+    Seeded, so deterministic; the gate's paired test calls this on new - old.
 
     >>> bootstrap_ci(np.ones(20), 100, seed=0)
     (1.0, 1.0)
