@@ -153,7 +153,7 @@ def test_batches_resume_at_any_offset():
 
 
 def test_lr_schedule_and_precision():
-    from components.model.lit_mlm import lr_lambda
+    from components.model.optim import lr_lambda
     from components.model.precision import resolve_precision
 
     f = lr_lambda(100, 0.1, "cosine")
@@ -247,9 +247,12 @@ def test_resume_matches_uninterrupted_run(tiny_project, tiny_data, tmp_path):
     assert max(steps) >= 7 and min(steps) <= 1
     report = json.loads(tiny_project.report("pretrain").read_text())
     assert report["mlflow_run_id"] == first_run_id and report["precision"] == "32"
-    # Running again with the same key re-exports the finished run without training.
+    assert report["stopped_by"] == "max_steps"
+    # A finished run leaves no checkpoint: running again (dvc repro -f) retrains from scratch,
+    # in a new MLflow run, to the same weights.
+    assert not key_dir.exists()
     again = pretrain.run(cfg, tiny_project)
-    assert again["reused_finished_run"] and again["steps"] == 8
+    assert again["steps"] == 8 and again["mlflow_run_id"] != first_run_id
     assert torch.equal(_weights(tiny_project)["body.embeddings.tok.weight"], a["body.embeddings.tok.weight"])
 
 
@@ -276,3 +279,27 @@ def test_missing_inputs_and_bad_seq_len(project):
         pretrain.run(tiny_cfg(), Paths.at(project))
     with pytest.raises(ConfigError, match="pretrain.seq_len"):
         pretrain.run(tiny_cfg(seq_len=64), Paths.at(project))
+
+
+def test_max_minutes_stop_is_reported_in_one_warning_line(tiny_project, capsys):
+    import json
+
+    from components.stages import pretrain
+
+    # 0.00002 min = 1.2 ms: Lightning's Timer stops the run after its first step.
+    summary = pretrain.run(tiny_cfg(max_steps=1000, max_minutes=0.00002), tiny_project)
+    assert summary["stopped_by"] == "max_minutes" and summary["steps"] < 1000
+    assert json.loads(tiny_project.report("pretrain").read_text())["stopped_by"] == "max_minutes"
+    [line] = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning: pretrain:")]
+    assert "max_minutes" in line and "dvc repro -f" in line
+
+
+def test_checkpoint_key_covers_the_stage_code(tiny_project, monkeypatch):
+    from components.stages import dvcgraph, pretrain, table
+
+    deps = dvcgraph.code_deps(table.get("pretrain"))
+    assert {"components/model/encoder.py", "components/stages/pretrain.py"} <= set(deps)
+    cfg = tiny_cfg()
+    before = pretrain.run_key(cfg, tiny_project)
+    monkeypatch.setattr(pretrain, "code_digest", lambda: "edited code")
+    assert pretrain.run_key(cfg, tiny_project) != before

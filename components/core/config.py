@@ -103,7 +103,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class PretrainConfig:
     max_steps: int = _f(1000, ge=1)
-    max_minutes: float = _f(8.0, gt=0)
+    max_minutes: float = _f(0.0, ge=0)  # wall-clock cap; 0 = off (the run is step-bound)
     batch_size: int = _f(32, ge=1)
     seq_len: int = _f(128, ge=8)
     grad_accum: int = _f(1, ge=1)

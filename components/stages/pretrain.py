@@ -4,12 +4,20 @@ reads  data/tokenized (train + unlabeled for training, val for the MLM val loss 
        models/tokenizer/tokenizer.json
 writes models/pretrained/ (save_encoder), reports/pretrain.json, reports/pretrain_curve.csv
 
+The run is step-bound (pretrain.max_steps; early stopping on the val loss may end it
+sooner, deterministically). pretrain.max_minutes is an optional wall-clock cap, off (0)
+by default: a run stopped by it depends on the machine's speed, so it is not
+reproducible step for step; it says so in one warning line and in
+reports/pretrain.json (`stopped_by: "max_minutes"`).
+
 Resuming: checkpoints live in checkpoints/pretrain/<key>, where <key> hashes every param
-that changes the result (model, pretrain except checkpoint_every, project.seed; so
-max_minutes too) plus the tokenizer and the tokenized data bytes. If <key>/last.ckpt exists the stage resumes from it
-(weights, optimizer, scheduler, step, data position, time used) and logs into the same
-MLflow run (its id is kept in <key>/mlflow_run_id). A finished run leaves <key>/done.json;
-running again with the same key re-exports without training.
+that changes the result (model, pretrain except checkpoint_every, project.seed), the
+tokenizer and tokenized data bytes, and the stage's code (the files dvc.yaml lists as its
+code deps). If <key>/last.ckpt exists the stage resumes from it (weights, optimizer,
+scheduler, step, data position, time used) and logs into the same MLflow run (its id is
+kept in <key>/mlflow_run_id). A run that finishes deletes <key>/: a checkpoint only ever
+resumes an interrupted run of the same code, config and data, so `dvc repro -f` (or
+`encoderflow run --force`) always retrains from scratch.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -40,13 +50,21 @@ def file_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def code_digest() -> str:
+    """Hash of the code this stage runs: the files dvc.yaml lists as its code deps."""
+    from components.stages import dvcgraph, table
+
+    return file_digest([dvcgraph.ROOT / f for f in dvcgraph.code_deps(table.get(STAGE))])
+
+
 def run_key(cfg: Params, paths: Paths) -> str:
     """Checkpoint folder name: 16 hex of a hash of what determines the result."""
     pre = dataclasses.asdict(cfg.pretrain)
     pre.pop("checkpoint_every")
     data = sorted(p for p in paths.tokenized.rglob("*") if p.is_file() and p.name != "state.json")
     blob = json.dumps({"model": dataclasses.asdict(cfg.model), "pretrain": pre, "seed": cfg.project.seed,
-                       "tokenizer": file_digest([paths.tokenizer]), "data": file_digest(data)}, sort_keys=True)
+                       "tokenizer": file_digest([paths.tokenizer]), "data": file_digest(data),
+                       "code": code_digest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -143,7 +161,6 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
     ckpt_dir = paths.checkpoints / STAGE / run_key(cfg, paths)
     last = ckpt_dir / "last.ckpt"
     resume_step = verify_checkpoint(last) if last.is_file() and not dev else None
-    finished = resume_step is not None and (ckpt_dir / "done.json").is_file()
     run_id = _stored_run_id(cfg, paths, ckpt_dir) if resume_step is not None else None
 
     pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
@@ -159,46 +176,59 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
             (ckpt_dir / "mlflow_run_id").write_text(run.info.run_id)
         t0 = time.perf_counter()
         fit_s = 0.0  # trainer.fit only: the compute time the overhead benchmark compares against
-        if finished:  # same key already trained to the end: reload, re-export
-            _load_weights(model, last)
-        else:
-            if resume_step is not None:
-                print(f"pretrain: resuming from {last} at step {resume_step}")
-            logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run.info.run_id,
-                                  tracking_uri=tracking.tracking_uri(cfg.project, paths.root), log_model=False)
-            cbs = list(callbacks) + ([] if dev else [ModelCheckpoint(
-                dirpath=ckpt_dir, every_n_train_steps=p.checkpoint_every, save_last=True, save_top_k=0,
-                enable_version_counter=False)])
-            if has_val:
-                cbs.append(EarlyStopping("val/loss", patience=p.patience, mode="min"))
-            kwargs = dict(
-                max_steps=p.max_steps, max_time=timedelta(minutes=p.max_minutes), accelerator=p.accelerator,
-                devices=p.devices, strategy=p.strategy, precision=precision, accumulate_grad_batches=p.grad_accum,
-                gradient_clip_val=p.grad_clip or None, val_check_interval=p.val_every * p.grad_accum,
-                check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
-                logger=logger, callbacks=cbs, deterministic="warn", log_every_n_steps=1,
-                enable_progress_bar=True, enable_model_summary=False, default_root_dir=str(ckpt_dir),
-                plugins=[_atomic_checkpoint_io()])
-            kwargs.update(trainer_overrides or {})
-            trainer = pl.Trainer(**kwargs)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*(does not have many workers|IterableDataset"
-                                        "|isinstance\\(treespec, LeafSpec\\)).*")
-                t_fit = time.perf_counter()
-                trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume_step is not None else None,
-                            weights_only=True)
-                fit_s = time.perf_counter() - t_fit
-            if not dev:
-                trainer.save_checkpoint(last, weights_only=False)  # final state, for re-export
-            if trainer.global_rank != 0:  # multi-process strategies: rank 0 writes the outputs
-                return {}
+        if resume_step is not None:
+            print(f"pretrain: resuming from {last} at step {resume_step}")
+        logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run.info.run_id,
+                              tracking_uri=tracking.tracking_uri(cfg.project, paths.root), log_model=False)
+        cbs = list(callbacks) + ([] if dev else [ModelCheckpoint(
+            dirpath=ckpt_dir, every_n_train_steps=p.checkpoint_every, save_last=True, save_top_k=0,
+            enable_version_counter=False)])
+        early = EarlyStopping("val/loss", patience=p.patience, mode="min") if has_val else None
+        cbs += [early] if early else []
+        kwargs = dict(
+            max_steps=p.max_steps, max_time=timedelta(minutes=p.max_minutes) if p.max_minutes else None,
+            accelerator=p.accelerator, devices=p.devices, strategy=p.strategy, precision=precision,
+            accumulate_grad_batches=p.grad_accum,
+            gradient_clip_val=p.grad_clip or None, val_check_interval=p.val_every * p.grad_accum,
+            check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
+            logger=logger, callbacks=cbs, deterministic="warn", log_every_n_steps=1,
+            enable_progress_bar=True, enable_model_summary=False, default_root_dir=str(ckpt_dir),
+            plugins=[_atomic_checkpoint_io()])
+        kwargs.update(trainer_overrides or {})
+        trainer = pl.Trainer(**kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(does not have many workers|IterableDataset"
+                                    "|isinstance\\(treespec, LeafSpec\\)).*")
+            t_fit = time.perf_counter()
+            trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume_step is not None else None,
+                        weights_only=True)
+            fit_s = time.perf_counter() - t_fit
+        if trainer.global_rank != 0:  # multi-process strategies: rank 0 writes the outputs
+            return {}
+        stopped_by = stop_reason(trainer.global_step, p.max_steps, early, p.max_minutes)
+        if stopped_by == "max_minutes":
+            print(f"warning: pretrain: stopped by pretrain.max_minutes={p.max_minutes:g} at step "
+                  f"{trainer.global_step} of {p.max_steps}: this run depends on the machine's speed, "
+                  "so `dvc repro -f` will not reproduce it step for step", file=sys.stderr, flush=True)
         wall = time.perf_counter() - t0
         summary = _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run.info.run_id,
-                          wall, model.tokens_seen - model.tokens_at_start, finished, fit_s)
-        if not dev:
-            from components.core.atomic import write_json
-            write_json(ckpt_dir / "done.json", summary)
+                          wall, model.tokens_seen - model.tokens_at_start, stopped_by, fit_s)
+        if not dev:  # finished: the checkpoints only ever resume an interrupted run
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
     return summary
+
+
+def stop_reason(step: int, max_steps: int, early, max_minutes: float) -> str:
+    """Why training ended: "max_steps" | "early_stopping" | "max_minutes".
+
+    >>> stop_reason(10, 10, None, 0.0)
+    'max_steps'
+    """
+    if step >= max_steps:
+        return "max_steps"
+    if early is not None and early.wait_count >= early.patience:
+        return "early_stopping"
+    return "max_minutes" if max_minutes else "interrupted"
 
 
 def _stored_run_id(cfg: Params, paths: Paths, ckpt_dir: Path) -> str | None:
@@ -239,7 +269,7 @@ def _val_loss(model, val_blocks, masking, batch_size: int, seed: int) -> float |
     return sum(losses) / len(losses)
 
 
-def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id, wall, tokens, reused,
+def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id, wall, tokens, stopped_by,
             fit_s: float = 0.0) -> dict:
     """Export the encoder and write reports/pretrain.json + reports/pretrain_curve.csv."""
     import mlflow
@@ -260,7 +290,7 @@ def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id,
         "precision": precision,
         "params": int(n_params),
         "mlflow_run_id": run_id,
-        "reused_finished_run": reused,
+        "stopped_by": stopped_by,
     }
     with atomic_dir(paths.pretrained) as tmp:
         save_encoder(model.encoder, tmp, paths.tokenizer,
