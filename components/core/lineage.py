@@ -12,6 +12,14 @@ what produced it:
                                `md5:` of that out in dvc.lock, e.g. "3f0c...e1.dir")
     encoderflow.flow_run_id    the Prefect flow run (env ENCODERFLOW_FLOW_RUN_ID)
 
+and what bit-exactness of the numbers depends on (same code, data and params give
+byte-identical reports only where these match too):
+
+    encoderflow.torch_version  e.g. "2.13.0+cpu"
+    encoderflow.torch_threads  torch's intra-op threads (the reduction order of kernels)
+    encoderflow.cpu_capability the kernel set torch dispatches to ("AVX512", "AVX2", ...)
+    encoderflow.cpu_flags      the CPU's ISA flags that change kernels (avx512_bf16, amx_bf16, ...)
+
 To reproduce a run: `git checkout <git_sha>`, check that dvc.lock has
 `dvc_lock_md5`, `dvc pull`, `dvc repro`.
 """
@@ -124,10 +132,42 @@ def code_tags(root: str | Path = ".") -> dict[str, str]:
         PREFIX + "git_dirty": str(git_dirty(root)).lower() if sha else "",
         PREFIX + "dvc_lock_md5": lock_md5(root),
         PREFIX + "flow_run_id": os.environ.get(FLOW_RUN_ENV, ""),
+        **platform_tags(),
     }
     if sha:
         tags["mlflow.source.git.commit"] = sha  # shown by the MLflow UI
     return tags
+
+
+# ISA extensions that select different torch/oneDNN kernels (and so rounding) on x86.
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+              "amx_tile")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> str:
+    """The kernel-relevant ISA flags of this CPU, space-separated ("" off Linux).
+
+    >>> cpu_flags("flags : fpu avx2 fma avx512f\\n")
+    'avx2 fma avx512f'
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+    line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    have = set(line.partition(":")[2].split())
+    return " ".join(f for f in _ISA_FLAGS if f in have)
+
+
+def platform_tags() -> dict[str, str]:
+    """What bit-exact reproduction depends on besides code, data and params."""
+    import torch
+
+    return {PREFIX + "torch_version": torch.__version__,
+            PREFIX + "torch_threads": str(torch.get_num_threads()),
+            PREFIX + "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            PREFIX + "cpu_flags": cpu_flags()}
 
 
 def data_tags(root: str | Path = ".") -> dict[str, str]:
@@ -139,4 +179,4 @@ def data_tags(root: str | Path = ".") -> dict[str, str]:
 
 def tags(root: str | Path = ".") -> dict[str, str]:
     """All lineage tags for a run started now in project `root`."""
-    return {**code_tags(root), **data_tags(root)}
+    return {**code_tags(root), **platform_tags(), **data_tags(root)}
