@@ -63,7 +63,8 @@ OUTPUTS = ("dvc.lock", "data/prepared", "data/tokenized", "models", "reports", "
 def make_sample_project(root: Path) -> Path:
     """A copy of this repo's code, dvc.yaml and params.yaml (git + DVC), with the
     sample wheel copied from .cache/ so ingest needs no network."""
-    from tests.flow_project import sh
+    sys.path.insert(0, str(ROOT / "tests"))  # test helpers import each other by plain name
+    from flow_project import sh
 
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -162,7 +163,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="encoderflow-overhead-"))
     if args.tiny:
-        from tests import flow_project
+        import flow_project
 
         root = flow_project.make(workdir / "project", n=args.tiny)
     else:

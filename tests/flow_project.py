@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from tests import tiny_pipeline
+import tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "file:data/incoming/*.csv"

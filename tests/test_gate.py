@@ -33,13 +33,27 @@ def test_paired_bootstrap_is_seeded_and_rejects_bad_shapes():
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60), st.integers(0, 9))
-def test_paired_bootstrap_ci_brackets_the_gain(pairs, seed):
+def test_paired_bootstrap_ci_stays_within_the_paired_differences(pairs, seed):
     new = np.array([p[0] for p in pairs], dtype=float)
     old = np.array([p[1] for p in pairs], dtype=float)
     gain, lo, hi = paired_bootstrap(new, old, 200, seed=seed)
-    assert gain == pytest.approx(new.mean() - old.mean())
-    assert -1.0 <= lo <= hi <= 1.0
-    assert lo - 1e-9 <= gain <= hi + 1e-9 or len(pairs) < 5  # tiny samples can skew
+    diff = new - old
+    assert gain == pytest.approx(diff.mean())
+    # A resample of whole pairs is a mean of some of the per-row differences, so the CI
+    # can never leave [min, max] of them (resampling new and old independently could:
+    # new >= old on every row yet a negative lower bound).
+    assert diff.min() - 1e-12 <= lo <= hi <= diff.max() + 1e-12
+
+
+def test_paired_bootstrap_ci_matches_the_normal_approximation_on_a_large_sample():
+    rng = np.random.default_rng(0)
+    new = (rng.random(2000) < 0.75).astype(float)
+    old = np.where(rng.random(2000) < 0.8, new, 1 - new)  # correlated, as two models are
+    gain, lo, hi = paired_bootstrap(new, old, 2000, seed=0)
+    diff = new - old
+    half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))  # the paired CI's half-width
+    assert lo == pytest.approx(gain - half, abs=0.15 * half)
+    assert hi == pytest.approx(gain + half, abs=0.15 * half)
 
 
 def gate(new, champ=None, **kw):

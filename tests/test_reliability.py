@@ -31,8 +31,8 @@ from components.registry import client as registry
 
 from components.core import runlock
 from components.stages.table import NAMES
-from tests import flow_project as fp
-from tests import tiny_pipeline
+import flow_project as fp
+import tiny_pipeline
 
 NAME = "encoderflow"
 HOLD = r"""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows import schedule
-from tests import flow_project as fp
+import flow_project as fp
 
 CRON = "0 3 * * *"
 

@@ -8,12 +8,17 @@ Rules, applied recursively:
 - numeric bounds come from field metadata: `ge`, `gt`, `le`, `lt`.
 
 Example:
+    >>> from dataclasses import dataclass, field
     >>> @dataclass(frozen=True)
     ... class Opt:
     ...     lr: float = field(default=1e-3, metadata={"gt": 0})
-    >>> parse_dataclass(Opt, {"lr": -1}, "pretrain")
-    Traceback (most recent call last):
-    ConfigError: pretrain.lr: expected a float > 0, got -1
+    >>> parse_dataclass(Opt, {"lr": 0.01}, "pretrain")
+    Opt(lr=0.01)
+    >>> try:
+    ...     parse_dataclass(Opt, {"lr": -1}, "pretrain")
+    ... except ConfigError as e:
+    ...     print(e)
+    pretrain.lr: expected a float > 0, got -1
 """
 
 from __future__ import annotations
