@@ -245,7 +245,7 @@ def build_hf(cfg, info, seq_len: int, precision: str, seed: int, total_steps: in
     import torch
     from transformers import BertForMaskedLM
 
-    from components.model.lit_mlm import lr_lambda, param_groups
+    from components.model.optim import lr_lambda, param_groups
 
     p = cfg.pretrain
     torch.manual_seed(seed)

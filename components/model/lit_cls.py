@@ -6,10 +6,11 @@ training concerns:
 - val accuracy / macro-F1 with torchmetrics (logged as val_acc / val_f1,
   which EarlyStopping and ModelCheckpoint monitor),
 - AdamW with layer-wise LR decay over `backbone.layer_groups()` (top group
-  gets lr * decay, the one below lr * decay^2, ...; the head gets lr), no
-  weight decay on 1-D params (biases, norm scales), and frozen bottom groups
-  left out of the optimizer,
-- linear warmup then linear decay to 0, stepped every optimizer step.
+  gets lr * decay, the one below lr * decay^2, ...; the head gets lr), the
+  weight-decay rule of optim.py (none on biases, norms, embeddings), and
+  frozen bottom groups left out of the optimizer,
+- linear warmup then linear decay to 0 (optim.lr_lambda), stepped every
+  optimizer step.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import nn
+
+from components.model.optim import lr_lambda, param_groups
 
 
 def freeze_groups(groups: list[nn.Module], k: int) -> int:
@@ -31,51 +34,14 @@ def freeze_groups(groups: list[nn.Module], k: int) -> int:
     return frozen
 
 
-def param_groups(net: nn.Module, lr: float, decay: float, weight_decay: float) -> list[dict]:
-    """AdamW parameter groups with layer-wise LR decay.
-
-    Backbone group i of n (0 = embeddings, bottom) gets lr * decay ** (n - i);
-    backbone params in no group (e.g. a HF pooler) count as the top group; the
-    head gets lr. 1-D params (biases, norm scales) get no weight decay.
-    """
-    groups = net.backbone.layer_groups()
-    n = len(groups)
-    scale: dict[int, float] = {}
-    for i, g in enumerate(groups):
-        for p in g.parameters():
-            scale.setdefault(id(p), decay ** (n - i))
-    for p in net.backbone.parameters():
-        scale.setdefault(id(p), decay)  # leftovers: treat as top of the backbone
-    for p in net.parameters():
-        scale.setdefault(id(p), 1.0)  # the head
-    buckets: dict[tuple[float, bool], list] = {}
-    for p in net.parameters():
-        if not p.requires_grad:
-            continue
-        buckets.setdefault((scale[id(p)], p.ndim >= 2), []).append(p)
-    return [{"params": ps, "lr": lr * s, "weight_decay": weight_decay if wd else 0.0}
-            for (s, wd), ps in sorted(buckets.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
-
-
-def warmup_linear(step: int, warmup: int, total: int) -> float:
-    """LR multiplier: 0 -> 1 over `warmup` steps, then 1 -> 0 at `total`.
-
-    >>> [round(warmup_linear(s, 2, 10), 3) for s in (0, 1, 2, 6, 10)]
-    [0.5, 1.0, 1.0, 0.5, 0.0]
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
 class LitClassifier(pl.LightningModule):
     def __init__(self, net: nn.Module, num_classes: int, *, lr: float, weight_decay: float,
-                 layer_lr_decay: float, warmup_steps: int, total_steps: int,
+                 layer_lr_decay: float, warmup_fraction: float, total_steps: int,
                  class_weights: torch.Tensor | None = None):
         super().__init__()
         self.net = net
         self.lr, self.weight_decay, self.layer_lr_decay = lr, weight_decay, layer_lr_decay
-        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+        self.warmup_fraction, self.total_steps = warmup_fraction, total_steps
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, average="micro")
         self.val_f1 = torchmetrics.F1Score(task="multiclass", num_classes=num_classes, average="macro")
@@ -104,8 +70,12 @@ class LitClassifier(pl.LightningModule):
         self.val_f1.reset()
 
     def configure_optimizers(self):
-        groups = param_groups(self.net, self.lr, self.layer_lr_decay, self.weight_decay)
+        backbone = self.net.backbone
+        layers = list(backbone.layer_groups())
+        # backbone params in no layer group (e.g. a HF pooler) train with the top group
+        layers[-1] = nn.ModuleList([layers[-1], backbone])
+        groups = param_groups([self.net], self.weight_decay, lr=self.lr, layers=layers,
+                              layer_decay=self.layer_lr_decay)
         opt = torch.optim.AdamW(groups, lr=self.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_linear(s, self.warmup_steps, self.total_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.total_steps, self.warmup_fraction))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

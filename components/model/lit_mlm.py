@@ -1,56 +1,21 @@
 """LightningModule for masked-language-model pretraining: loss, optimizer, schedule, logging.
 
 The encoder stays a plain nn.Module (encoder.py); this module owns the MLM head, the
-sparse loss, AdamW + warmup/decay, and the per-step curve (step, loss, lr) that is kept
+sparse loss, AdamW + warmup/decay (optim.py), and the per-step curve (step, loss, lr) that is kept
 inside checkpoints so a resumed run still reports its whole history.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from components.model.data import IGNORE
 from components.model.encoder import EncoderConfig, MLMHead, build_encoder
-
-
-def lr_lambda(max_steps: int, warmup_fraction: float, schedule: str):
-    """Multiplier of the peak lr at optimizer step s: linear warmup, then linear/cosine to 0.
-
-    >>> f = lr_lambda(10, 0.2, "linear"); [round(f(s), 3) for s in (0, 1, 2, 6, 10)]
-    [0.5, 1.0, 1.0, 0.5, 0.0]
-    """
-    warmup = round(warmup_fraction * max_steps)
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
-        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return f
-
-
-def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
-    """AdamW groups: decay matrices / conv kernels; never norms, biases or embeddings."""
-    no_decay_ids = set()
-    for module in modules:
-        for m in module.modules():
-            if isinstance(m, (nn.Embedding, nn.LayerNorm)):
-                no_decay_ids.update(id(p) for p in m.parameters(recurse=False))
-    decay, no_decay, seen = [], [], set()
-    for module in modules:
-        for p in module.parameters():
-            if id(p) in seen or not p.requires_grad:
-                continue
-            seen.add(id(p))
-            (no_decay if p.dim() < 2 or id(p) in no_decay_ids else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+from components.model.optim import lr_lambda, param_groups
 
 
 class LitMLM(pl.LightningModule):

@@ -169,7 +169,7 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     steps_per_epoch = math.ceil(len(tr_seqs) / ft.batch_size)
     total = steps_per_epoch * ft.max_epochs
     module = LitClassifier(net, len(labels), lr=ft.lr, weight_decay=ft.weight_decay,
-                           layer_lr_decay=ft.layer_lr_decay, warmup_steps=int(ft.warmup_fraction * total),
+                           layer_lr_decay=ft.layer_lr_decay, warmup_fraction=ft.warmup_fraction,
                            total_steps=total,
                            class_weights=class_weights(tr_y, len(labels)) if ft.class_weights else None)
     train_dl = loader(LabelledSeqs(tr_seqs, tr_y, max_len), ft.batch_size, pad_id, True, cfg.project.seed)
