@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from components.core.errors import DataError
+from components.model.io import CONFIG, FORMAT, TOKENIZER, WEIGHTS, write_folder
 
-FORMAT = 1
 KIND = "encoderflow.classifier"
-WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
 
 
 def truncate(ids: list[int], max_length: int) -> list[int]:
@@ -162,18 +161,11 @@ class TextClassifier:
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:
         """Write the three files into `folder` (use inside atomic_dir for stage outputs)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
         meta = {**self.meta, **(extra or {}), "format": FORMAT, "kind": KIND,
                 "backbone": backbone_spec(self.net.backbone), "labels": self.labels,
                 "max_length": self.max_length, "pad_id": self.pad_id,
                 "dropout": self.net.drop.p}
-        (folder / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        self.tokenizer.save(str(folder / TOKENIZER))
+        write_folder(folder, self.net, meta, self.tokenizer)
 
     # -------------------------------------------------------------- inference
     def encode(self, texts: list[str]) -> list[list[int]]:

@@ -1,6 +1,7 @@
 """Save / load an encoder folder without pickle: model.safetensors + config.json + tokenizer.json.
 
 config.json layout: {"format": 1, "encoder": {EncoderConfig fields}, **extra}.
+`write_folder` and the file names are shared with the fine-tuned classifier folder.
 
     save_encoder(enc, Path("models/pretrained"), paths.tokenizer, extra={"steps": 2000})
     enc = load_encoder(Path("models/pretrained"))
@@ -19,17 +20,27 @@ FORMAT = 1
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
 
 
-def save_encoder(encoder, folder: Path, tokenizer_file: Path, extra: dict | None = None) -> None:
-    """Write the three files into `folder` (created). Use inside atomic_dir for stage outputs."""
+def write_folder(folder: Path, module, config: dict, tokenizer) -> None:
+    """Write a model folder (created): `module`'s state dict as WEIGHTS (safetensors), `config`
+    as CONFIG (sorted JSON) and TOKENIZER, copied from a tokenizer.json path or saved from a
+    tokenizers.Tokenizer. Use inside atomic_dir for stage outputs."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
-    config = {"format": FORMAT, "encoder": dataclasses.asdict(encoder.cfg), **(extra or {})}
     (folder / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    shutil.copyfile(tokenizer_file, folder / TOKENIZER)
+    if isinstance(tokenizer, (str, Path)):
+        shutil.copyfile(tokenizer, folder / TOKENIZER)
+    else:
+        tokenizer.save(str(folder / TOKENIZER))
+
+
+def save_encoder(encoder, folder: Path, tokenizer_file: Path, extra: dict | None = None) -> None:
+    """Write the three files into `folder` (created). Use inside atomic_dir for stage outputs."""
+    config = {"format": FORMAT, "encoder": dataclasses.asdict(encoder.cfg), **(extra or {})}
+    write_folder(folder, encoder, config, tokenizer_file)
 
 
 def read_config(folder: Path):

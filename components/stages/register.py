@@ -23,6 +23,7 @@ from pathlib import Path
 from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
+from components.model.io import CONFIG, TOKENIZER
 
 STAGE = "register"
 RUN_STAGES = ("pretrain", "finetune", "evaluate")
@@ -77,7 +78,7 @@ def lineage_tags(paths: Paths, client, experiment_id: str, run_id: str) -> dict[
     from components.core import lineage
 
     tags = {k: v for k, v in lineage.tags(paths.root).items() if k.startswith(lineage.PREFIX)}
-    tags[lineage.PREFIX + "tokenizer_md5"] = lineage.file_md5(paths.finetuned / "tokenizer.json")
+    tags[lineage.PREFIX + "tokenizer_md5"] = lineage.file_md5(paths.finetuned / TOKENIZER)
     for stage in RUN_STAGES:
         report = "metrics" if stage == "evaluate" else stage
         tags[f"{lineage.PREFIX}{stage}_run_id"] = _stage_run_id(paths, stage, report, client, experiment_id)
@@ -154,7 +155,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     from components.core.atomic import write_json
 
     rc = cfg.register
-    meta = _read_json(paths.finetuned / "config.json")
+    meta = _read_json(paths.finetuned / CONFIG)
     metrics = _read_json(paths.report("metrics"))
     tfidf = None
     if rc.floor_vs_tfidf:
