@@ -7,7 +7,6 @@ so the same seed gives the same batches.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +47,6 @@ def loader(data: LabelledSeqs, batch_size: int, pad_id: int, shuffle: bool, seed
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
                       collate_fn=Collate(pad_id), num_workers=0)
-
-
-def read_labels(path: Path) -> list[str]:
-    """data/prepared/labels.json -> ["negative", "positive"]."""
-    try:
-        labels = json.loads(Path(path).read_text(encoding="utf-8"))["labels"]
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found (run ingest first)") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: expected {{\"labels\": [...]}} ({type(e).__name__}: {e})") from None
-    if not isinstance(labels, list) or len(labels) < 2:
-        raise DataError(f"{path}: expected at least 2 labels, got {labels!r}")
-    return [str(x) for x in labels]
 
 
 def tokenized_split(folder: Path, split: str, n_classes: int) -> tuple[list[list[int]], np.ndarray]:

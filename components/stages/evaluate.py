@@ -37,7 +37,7 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     from components.evaluation.baselines import sklearn_baselines
     from components.evaluation.metrics import classification_metrics, flatten, reliability_bins
     from components.model.classifier import TextClassifier
-    from components.model.cls_data import read_labels
+    from components.data.labels import read_labels
 
     ev, seed = cfg.evaluate, cfg.project.seed
     labels = read_labels(paths.labels)

@@ -141,7 +141,8 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from components.model.classifier import ClassifierNet, TextClassifier
-    from components.model.cls_data import LabelledSeqs, class_weights, loader, read_labels
+    from components.data.labels import read_labels
+    from components.model.cls_data import LabelledSeqs, class_weights, loader
     from components.model.lit_cls import LitClassifier, freeze_groups
     from components.model.precision import resolve_precision
 

@@ -21,7 +21,6 @@ raise one DataError after both reports are written, one line per failure:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -31,25 +30,12 @@ from components.core.atomic import atomic_dir, write_json
 from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import ALL_SPLITS, Paths
+from components.data.labels import read_labels
 
 log = logging.getLogger(__name__)
 STAGE = "validate"
 REPORT = "validation"  # reports/validation.json
 SITE = "encoderflow"
-
-
-def read_labels(path: Path, where: str) -> list[str]:
-    """labels.json -> label names (index = label id); DataError on a bad file."""
-    if not path.is_file():
-        raise DataError(f"{where}: not found (run the ingest stage first)", stage="validate")
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{where}: expected {{\"labels\": [names...]}} ({e})", stage="validate") from None
-    if not labels or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
-        raise DataError(f"{where}: 'labels' must be a non-empty list of distinct names, got {labels!r}",
-                        stage="validate")
-    return labels
 
 
 def read_split(path: Path, where: str):
@@ -226,7 +212,7 @@ def describe(row: dict, ctx: dict) -> str:
 def validate(cfg: Params, paths: Paths) -> dict:
     """Run the suites and write both reports; returns the report (raises only on bad input)."""
     rel = lambda p: str(p.relative_to(paths.root))  # noqa: E731
-    labels = read_labels(paths.labels, rel(paths.labels))
+    labels = read_labels(paths.labels, rel(paths.labels), stage=STAGE)
     frames = {s: read_split(paths.split(s), rel(paths.split(s))) for s in ALL_SPLITS}
     with atomic_dir(paths.data_docs) as docs:
         results = run_checkpoint(frames, labels, cfg, paths, docs)
