@@ -57,6 +57,7 @@ def load_ours(root: Path, model: str | None, batch_size: int, overrides: list[st
 
     env.configure()
     from components.core.config import Params, load_params
+    from components.core.errors import first_line
 
     cfg = load_params(root / "params.yaml", overrides) if (root / "params.yaml").is_file() else Params()
     if overrides:  # e.g. --set model.hidden_size=128: measure the stand-in of another shape
@@ -73,7 +74,7 @@ def load_ours(root: Path, model: str | None, batch_size: int, overrides: list[st
         return (lambda t: pyfunc.predict(pd.DataFrame({"text": t}), params=params)), f"pyfunc {uri}"
     except Exception as e:  # noqa: BLE001
         if model:
-            raise SystemExit(f"error: cannot load {model}: {str(e).splitlines()[0]}")
+            raise SystemExit(f"error: cannot load {model}: {first_line(e)}")
     return stand_in(root, cfg, batch_size)
 
 

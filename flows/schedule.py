@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from components.core.errors import EncoderflowError
+from components.core.errors import EncoderflowError, first_line
 from components.core.redact import redact
 
 
@@ -170,7 +170,7 @@ def _serve_flow(root: Path, url: str, ui: str, cron: str, name: str, timezone: s
     try:
         schedule = Cron(cron, timezone=timezone)
     except ValueError as e:
-        raise EncoderflowError(f"--cron {cron!r} / --timezone {timezone!r}: {str(e).splitlines()[0]}")
+        raise EncoderflowError(f"--cron {cron!r} / --timezone {timezone!r}: {first_line(e)}")
     with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_UI_URL: ui}):
         os.environ["PREFECT_API_URL"] = url  # flow-run subprocesses talk to the same server
         from flows.pipeline import pipeline

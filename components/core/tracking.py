@@ -15,21 +15,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from components.core.config import Params, ProjectConfig
+from components.core.errors import first_line
 
 PARENT_ENV = "ENCODERFLOW_PARENT_RUN_ID"
 ERROR_TAG = "encoderflow.error"  # on a FAILED run: its one-line error
-
-
-def _one_line(err: BaseException, limit: int = 500) -> str:
-    """`str(err)`'s first line (or the type name), at most `limit` characters.
-
-    >>> _one_line(ValueError("bad\\nmore"))
-    'bad'
-    >>> _one_line(KeyboardInterrupt())
-    'KeyboardInterrupt'
-    """
-    text = (str(err).splitlines() or [""])[0] or type(err).__name__
-    return text[:limit]
 
 
 def tracking_uri(cfg: ProjectConfig, root: Path | None = None) -> str:
@@ -98,6 +87,6 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
             with contextlib.suppress(Exception):  # never mask the stage's own error
                 from components.core.redact import redact
 
-                mlflow.set_tags({**lineage.data_tags(root), ERROR_TAG: redact(_one_line(e))})
+                mlflow.set_tags({**lineage.data_tags(root), ERROR_TAG: redact(first_line(e, 500))})
             raise
         mlflow.set_tags(lineage.data_tags(root))

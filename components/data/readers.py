@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".txt")
 
@@ -191,8 +191,7 @@ def read_parquet(path: Path, name: str, text_col: str, label_col: str) -> Chunk:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{name}: not a readable parquet file ({first})", stage="ingest") from None
+        raise DataError(f"{name}: not a readable parquet file ({first_line(e)})", stage="ingest") from None
     if table.num_rows == 0:
         raise DataError(f"{name}: empty file (no rows)", stage="ingest")
     if text_col not in table.column_names:

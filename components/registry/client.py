@@ -40,7 +40,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from components.core.errors import EncoderflowError
+from components.core.errors import EncoderflowError, first_line
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PREVIOUS = "previous_champion"
@@ -62,7 +62,7 @@ def _short(err: BaseException, limit: int = 200) -> str:
     found = re.search(r"\[Errno -?\d+\][^'\")]*|Read timed out|timed out", text)
     if found:
         return found.group(0).strip()
-    text = text.splitlines()[0] if text else type(err).__name__
+    text = first_line(err)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

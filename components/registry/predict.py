@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from components.core.errors import DataError, EncoderflowError
+from components.core.errors import DataError, EncoderflowError, first_line
 
 INPUTS = {".csv": "csv", ".jsonl": "json", ".parquet": "parquet"}
 PRED_OUT = (".csv", ".jsonl", ".parquet")
@@ -82,7 +82,7 @@ def read_batches(path: str | Path, column: str = "text", block_bytes: int = 1 <<
                 names = batch.schema.names
                 yield batch.select([k for k in keys if k in names] + [n for n in names if n not in keys])
     except pa.ArrowInvalid as e:
-        raise DataError(f"{path}: unreadable {kind} ({str(e).splitlines()[0]})") from None
+        raise DataError(f"{path}: unreadable {kind} ({first_line(e)})") from None
 
 
 def _first_keys(path: Path) -> list[str]:
@@ -119,8 +119,7 @@ def load_model(uri: str):
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as e:  # noqa: BLE001 - MlflowException, OSError, ... all mean "no such model"
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise EncoderflowError(f"model {uri!r} could not be loaded ({first})") from None
+        raise EncoderflowError(f"model {uri!r} could not be loaded ({first_line(e, 200)})") from None
 
 
 def _chunks(batches, rows: int):

@@ -28,7 +28,7 @@ from typing import Any
 
 from components.core.atomic import atomic_dir, write_json
 from components.core.config import Params
-from components.core.errors import DataError
+from components.core.errors import DataError, first_line
 from components.core.paths import ALL_SPLITS, Paths
 from components.data.labels import read_labels
 
@@ -116,7 +116,7 @@ def _exception(r) -> str | None:
     infos = [info] if "raised_exception" in info else list(info.values())
     for item in infos:
         if isinstance(item, dict) and item.get("raised_exception"):
-            return str(item.get("exception_message") or "unknown error").splitlines()[0]
+            return first_line(str(item.get("exception_message") or "unknown error"))
     return None
 
 
