@@ -184,34 +184,95 @@ def _progress(path: Path, desc: str, total: int | None):
     return tqdm(total=total, desc=f"{desc} {path.name}", unit="rows", dynamic_ncols=True)
 
 
-def predict_file(model, src: str | Path, out: str | Path, column: str = "text",
-                 chunk_rows: int = 1024, progress: bool = True) -> int:
-    """Labels + probabilities for every row of `src` into `out`; returns the row count."""
-    import pyarrow as pa
+class _LabelSink:
+    """predict: the input columns plus the pyfunc's label frame (label, label_id, prob_*)."""
 
-    src, out = Path(src), Path(out)
-    kind = _kind(out, PRED_OUT, "output")
+    def __init__(self, path: Path, kind: str):
+        self.writer = _Writer(path, kind)
+
+    def write(self, chunk, frame) -> None:
+        import pyarrow as pa
+
+        self.writer.write(_merge(chunk, {c: pa.array(frame[c].to_numpy()) for c in frame.columns}))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _EmbeddingSink:
+    """embed: the input columns plus `embedding` (.parquet), or only the [N, H] float32 matrix
+    (.npy, a memmap written in place, so never all in memory)."""
+
+    def __init__(self, path: Path, kind: str, rows: int):
+        self.path, self.rows, self.n, self.dim, self.matrix = path, rows, 0, 0, None
+        self.writer = _Writer(path, ".parquet") if kind == ".parquet" else None
+
+    def write(self, chunk, result) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        vecs = np.asarray(result, dtype=np.float32)  # [b, H]
+        self.dim = vecs.shape[1]
+        if self.writer is not None:
+            flat = pa.array(vecs.reshape(-1))
+            self.writer.write(_merge(chunk, {"embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim)}))
+        else:
+            if self.matrix is None:
+                self.matrix = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32,
+                                                        shape=(self.rows, self.dim))
+            self.matrix[self.n: self.n + len(vecs)] = vecs
+        self.n += len(vecs)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.matrix is not None:
+            self.matrix.flush()
+            self.matrix = None  # drops the memmap: the file is complete
+
+
+def _write_empty(path: Path, kind: str, column: str) -> None:
+    """The output for an input with no rows: a valid empty file of the output's format."""
+    if kind == ".npy":
+        import numpy as np
+
+        np.save(path, np.zeros((0, 0), dtype=np.float32))
+    elif kind == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({column: pa.array([], pa.string())}), path)
+    # .csv / .jsonl: the empty temp file already is one
+
+
+def _stream(model, src: Path, out: Path, kind: str, column: str, output: str, chunk_rows: int,
+            progress: bool, count: bool, open_sink) -> tuple[int, object]:
+    """The streaming loop of predict_file and embed_file; returns (row count, the sink).
+
+    Reads `src` (its first batch before any output exists, so a bad input leaves
+    nothing behind), scores `chunk_rows` rows at a time through the pyfunc with
+    params {"output": output}, and hands each (chunk, result) to
+    `open_sink(tmp, total)`, writing a temp file renamed onto `out` on success.
+    `count`: count the rows first (a progress total; the .npy needs N up front).
+    """
     batches = read_batches(src, column)
     first = next(batches, None)  # validates the file before any output appears
-    total = count_rows(src, column) if src.suffix.lower() == ".parquet" else None
+    total = count_rows(src, column) if count else None
     n = 0
-    with _atomic_path(out) as tmp, _progress(src, "predict", total) as bar:
+    desc = "predict" if output == "label" else "embed"
+    with _atomic_path(out) as tmp, _progress(src, desc, total) as bar:
         bar.disable = not progress
-        writer = _Writer(tmp, kind)
+        sink = open_sink(tmp, total)
         try:
             for chunk in _chunks(_prepend(first, batches), chunk_rows):
-                frame = model.predict(chunk.select([column]).to_pandas(), params={"output": "label"})
-                extra = {c: pa.array(frame[c].to_numpy()) for c in frame.columns}
-                writer.write(_merge(chunk, extra))
+                sink.write(chunk, model.predict(chunk.select([column]).to_pandas(), params={"output": output}))
                 n += chunk.num_rows
                 bar.update(chunk.num_rows)
         finally:
-            writer.close()
-        if writer.impl is None and kind == ".parquet":  # empty input: a valid, empty file
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({column: pa.array([], pa.string())}), tmp)
-    return n
+            sink.close()
+        if n == 0:
+            _write_empty(tmp, kind, column)
+    return n, sink
 
 
 def _prepend(first, rest):
@@ -220,48 +281,22 @@ def _prepend(first, rest):
     yield from rest
 
 
+def predict_file(model, src: str | Path, out: str | Path, column: str = "text",
+                 chunk_rows: int = 1024, progress: bool = True) -> int:
+    """Labels + probabilities for every row of `src` into `out`; returns the row count."""
+    src, out = Path(src), Path(out)
+    kind = _kind(out, PRED_OUT, "output")
+    # only Parquet counts its rows cheaply (metadata); a CSV / JSON count would read it twice
+    n, _ = _stream(model, src, out, kind, column, "label", chunk_rows, progress,
+                   count=src.suffix.lower() == ".parquet", open_sink=lambda tmp, _: _LabelSink(tmp, kind))
+    return n
+
+
 def embed_file(model, src: str | Path, out: str | Path, column: str = "text",
                chunk_rows: int = 1024, progress: bool = True) -> tuple[int, int]:
     """Sentence vectors for every row of `src` into `out` (.parquet or .npy); returns (N, H)."""
-    import numpy as np
-    import pyarrow as pa
-
     src, out = Path(src), Path(out)
     kind = _kind(out, EMBED_OUT, "output")
-    batches = read_batches(src, column)
-    first = next(batches, None)
-    total = count_rows(src, column)
-    n, dim = 0, 0
-    with _atomic_path(out) as tmp, _progress(src, "embed", total) as bar:
-        bar.disable = not progress
-        writer = _Writer(tmp, ".parquet") if kind == ".parquet" else None
-        matrix = None
-        try:
-            for chunk in _chunks(_prepend(first, batches), chunk_rows):
-                vecs = np.asarray(model.predict(chunk.select([column]).to_pandas(),
-                                                params={"output": "embedding"}), dtype=np.float32)  # [b, H]
-                dim = vecs.shape[1]
-                if writer is not None:
-                    flat = pa.array(vecs.reshape(-1))
-                    writer.write(_merge(chunk, {"embedding": pa.FixedSizeListArray.from_arrays(flat, dim)}))
-                else:
-                    if matrix is None:  # [N, H] float32 written in place, never all in memory
-                        matrix = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                           shape=(total, dim))
-                    matrix[n: n + len(vecs)] = vecs
-                n += len(vecs)
-                bar.update(len(vecs))
-        finally:
-            if writer is not None:
-                writer.close()
-            if matrix is not None:
-                matrix.flush()
-                del matrix
-        if n == 0:
-            if kind == ".npy":
-                np.save(tmp, np.zeros((0, 0), dtype=np.float32))
-            else:
-                import pyarrow.parquet as pq
-
-                pq.write_table(pa.table({column: pa.array([], pa.string())}), tmp)
-    return n, dim
+    n, sink = _stream(model, src, out, kind, column, "embedding", chunk_rows, progress, count=True,
+                      open_sink=lambda tmp, total: _EmbeddingSink(tmp, kind, total))
+    return n, sink.dim
