@@ -60,7 +60,9 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
               run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[Any]:
     """Start (or resume, with `run_id`) the MLflow run of one stage.
 
-    Logs the params of `sections`. The run ends FINISHED on success and FAILED
+    Logs the params of `sections`: the stage's params.yaml sections, which callers
+    take from the stage table (`table.get(STAGE).params`; core does not import the
+    stages). The run ends FINISHED on success and FAILED
     when the body raises (mlflow's own context manager does that), with the
     one-line error in the tag `encoderflow.error`.
     """

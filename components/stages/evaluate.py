@@ -22,6 +22,9 @@ import numpy as np
 from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
+from components.stages import table
+
+STAGE = "evaluate"
 
 
 def _texts(paths: Paths, split: str, n_classes: int):
@@ -111,7 +114,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     from components.evaluation.metrics import rounded
     from components.core.tracking import stage_run
 
-    with stage_run(cfg, "evaluate", paths.root, ("project", "model", "finetune", "evaluate")) as mlrun:
+    with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as mlrun:
         import mlflow
         # imported before the compute timer starts (imports are overhead, not compute)
         import sklearn.linear_model  # noqa: F401

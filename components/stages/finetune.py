@@ -25,7 +25,9 @@ from pathlib import Path
 from components.core.config import Params
 from components.core.errors import ConfigError, DataError, EncoderflowError
 from components.core.paths import Paths
+from components.stages import table
 
+STAGE = "finetune"
 CURVE_COLUMNS = ["epoch", "step", "train_loss", "val_f1", "val_acc"]
 
 
@@ -244,7 +246,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     from components.core.atomic import atomic_dir, write_json, write_text
     from components.core.tracking import stage_run
 
-    with stage_run(cfg, "finetune", paths.root, ("project", "model", "finetune")) as mlrun:
+    with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as mlrun:
         import mlflow
 
         res = fit_classifier(cfg, paths, run_id=mlrun.info.run_id)

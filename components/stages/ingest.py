@@ -19,6 +19,7 @@ from components.core.config import IngestConfig, Params
 from components.core.paths import Paths
 from components.data.prepare import Prepared, prepare
 from components.data.readers import Chunk
+from components.stages import table
 
 STAGE = "ingest"
 
@@ -81,7 +82,7 @@ def run(cfg: Params, paths: Paths) -> dict:
         summary = ingest(cfg.ingest, paths)
         _log_mlflow(mlflow.active_run(), paths, time.perf_counter() - t0)
     else:
-        with stage_run(cfg, STAGE, paths.root, sections=("project", "ingest")) as mlrun:
+        with stage_run(cfg, STAGE, paths.root, sections=table.get(STAGE).params) as mlrun:
             t0 = time.perf_counter()
             summary = ingest(cfg.ingest, paths)
             _log_mlflow(mlrun, paths, time.perf_counter() - t0)

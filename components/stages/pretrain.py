@@ -34,6 +34,7 @@ from components.core.config import Params
 from components.core.errors import ConfigError, DataError
 from components.model.precision import resolve_precision
 from components.core.paths import Paths
+from components.stages import table
 
 STAGE = "pretrain"
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -170,7 +171,7 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
     dm = make_datamodule(train_blocks, val_blocks, p.batch_size, cfg.project.seed, masking, p.grad_accum)
     has_val = len(val_blocks[0]) > 0
 
-    with tracking.stage_run(cfg, STAGE, paths.root, ("project", "model", "pretrain"), run_id=run_id) as run:
+    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params, run_id=run_id) as run:
         if not dev:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             (ckpt_dir / "mlflow_run_id").write_text(run.info.run_id)

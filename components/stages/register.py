@@ -24,6 +24,7 @@ from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.model.io import CONFIG, TOKENIZER
+from components.stages import table
 
 STAGE = "register"
 RUN_STAGES = ("pretrain", "finetune", "evaluate")
@@ -173,7 +174,7 @@ def run(cfg: Params, paths: Paths) -> dict:
     client = registry.connect(cfg.project, paths.root)  # one-line error if unreachable
     name = rc.model_name
     registry.sync(client, name)
-    with tracking.stage_run(cfg, STAGE, paths.root, ("project", "register")) as run:
+    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run:
         info = log_pyfunc(paths, name, list(meta["labels"]), meta.get("backbone", {}).get("kind", ""))
         version = str(info.registered_model_version)
         tags = lineage_tags(paths, client, run.info.experiment_id, run.info.run_id)

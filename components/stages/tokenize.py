@@ -28,6 +28,7 @@ from components.core.config import Params, TokenizeConfig
 from components.core.errors import DataError
 from components.core.paths import ALL_SPLITS, Paths
 from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
+from components.stages import table
 
 STAGE = "tokenize"
 TRAIN_SPLITS = ("train", "unlabeled")  # the only text the tokenizer may learn from
@@ -46,7 +47,7 @@ def run(cfg: Params, paths: Paths) -> dict:
         report = tokenize(cfg.tokenize, paths)
         _log_mlflow(mlflow.active_run(), report, paths, time.perf_counter() - t0)
     else:
-        with stage_run(cfg, STAGE, paths.root, sections=("tokenize",)) as mlrun:
+        with stage_run(cfg, STAGE, paths.root, sections=table.get(STAGE).params) as mlrun:
             t0 = time.perf_counter()
             report = tokenize(cfg.tokenize, paths)
             _log_mlflow(mlrun, report, paths, time.perf_counter() - t0)

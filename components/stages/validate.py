@@ -31,6 +31,7 @@ from components.core.config import Params
 from components.core.errors import DataError, first_line
 from components.core.paths import ALL_SPLITS, Paths
 from components.data.labels import read_labels
+from components.stages import table
 
 log = logging.getLogger(__name__)
 STAGE = "validate"
@@ -279,5 +280,5 @@ def run(cfg: Params, paths: Paths) -> dict:
 
     if mlflow.active_run() is not None:  # a driver already opened this stage's run
         return tracked(mlflow.active_run())
-    with stage_run(cfg, STAGE, paths.root, sections=("ingest", "validate")) as mlrun:
+    with stage_run(cfg, STAGE, paths.root, sections=table.get(STAGE).params) as mlrun:
         return tracked(mlrun)
