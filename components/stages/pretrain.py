@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from components.core.config import Params
-from components.core.errors import ConfigError, DataError
+from components.core.errors import ConfigError, DataError, first_line
 from components.model.precision import resolve_precision
 from components.core.paths import Paths
 from components.stages import table
@@ -53,7 +53,7 @@ def file_digest(paths: list[Path]) -> str:
 
 def code_digest() -> str:
     """Hash of the code this stage runs: the files dvc.yaml lists as its code deps."""
-    from components.stages import dvcgraph, table
+    from components.stages import dvcgraph
 
     return file_digest([dvcgraph.ROOT / f for f in dvcgraph.code_deps(table.get(STAGE))])
 
@@ -79,8 +79,7 @@ def verify_checkpoint(path: Path) -> int:
             raise KeyError("no state_dict")
         return int(ckpt["global_step"])
     except Exception as e:  # truncated zip, unpickling error, missing keys
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise DataError(f"{path}: corrupt or truncated checkpoint ({first}); delete {path.parent} "
+        raise DataError(f"{path}: corrupt or truncated checkpoint ({first_line(e, 160)}); delete {path.parent} "
                         "to start pretraining over", stage=STAGE) from None
 
 
