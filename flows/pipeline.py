@@ -52,7 +52,8 @@ def run_stage(name: str, root: str, driver: str, cfg=None) -> dict:
         result = stagerun.run_with_dvc(name, root)
     else:
         result = stagerun.run_in_process(name, root, cfg)
-    print(f"{name}: {result.status} ({result.seconds:.1f}s)")
+    how = f", stage command {result.command}" if result.command else ""
+    print(f"{name}: {result.status} ({result.seconds:.1f}s){how}")
     return dataclasses.asdict(result)
 
 
