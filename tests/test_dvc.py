@@ -128,7 +128,8 @@ def test_repro_force_reproduces_the_flow_run_byte_for_byte(tmp_path_factory, tmp
 
     old, new = (json.loads((r / "reports" / "pretrain.json").read_text()) for r in (root0, root))
     assert new["mlflow_run_id"] != old["mlflow_run_id"] and new["tokens_per_s"] is not None
-    assert after["pretrain"]["outs"] == before["pretrain"]["outs"]
+    weights = [[o for o in lk["pretrain"]["outs"] if o["path"] == "models/pretrained"] for lk in (before, after)]
+    assert weights[0] == weights[1] and weights[0]  # same encoder bytes (reports differ: run id, timing)
 
 
 @pytest.mark.slow
