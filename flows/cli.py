@@ -48,8 +48,10 @@ def stage(
 
 
 @app.command()
-def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
-    """Run the whole pipeline (a Prefect flow); unchanged stages are skipped.
+def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
+        force: bool = typer.Option(False, "--force", "-f", help="Run every stage even if nothing "
+                                   "changed (like `dvc repro -f`): pretraining starts from scratch.")):
+    """Run the whole pipeline (a Prefect flow); unchanged stages are skipped (unless --force).
 
     In a DVC repo each stage runs through `dvc repro`, so dvc.lock records the
     run and `dvc repro` afterwards is a no-op; --set values are written into
@@ -64,7 +66,7 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
         from flows import pipeline
 
         with runlock.hold("."):  # a second run is refused here, before Prefect starts
-            outcome = pipeline.run_local(".", str(params), tuple(set_ or ()))
+            outcome = pipeline.run_local(".", str(params), tuple(set_ or ()), force=force)
         from components.core.redact import redact
 
         typer.echo(pipeline.where_to_look(outcome, redact(cfg.project.tracking_uri)))

@@ -46,10 +46,10 @@ INCOMING = "data/incoming"  # DVC watches it (ingest dep); file: sources belong 
 
 
 @task(cache_policy=NONE, persist_result=False)
-def run_stage(name: str, root: str, driver: str, cfg=None) -> dict:
+def run_stage(name: str, root: str, driver: str, cfg=None, force: bool = False) -> dict:
     """One stage through DVC (or in-process); DVC does the caching, not Prefect."""
     if driver == "dvc":
-        result = stagerun.run_with_dvc(name, root)
+        result = stagerun.run_with_dvc(name, root, force=force)
     else:
         result = stagerun.run_in_process(name, root, cfg)
     how = f", stage command {result.command}" if result.command else ""
@@ -129,8 +129,11 @@ class ParentRun:
 
 
 @flow(name="encoderflow", persist_result=False, log_prints=True)
-def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] | None = None):
-    """Run every stage in order (ingest -> validate -> tokenize -> ... -> register)."""
+def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] | None = None,
+             force: bool = False):
+    """Run every stage in order (ingest -> validate -> tokenize -> ... -> register).
+
+    force: run every stage even if DVC finds nothing changed (`dvc repro -f`)."""
     from prefect import get_run_logger
     from prefect.runtime import flow_run
     from prefect.states import Failed
@@ -145,13 +148,13 @@ def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] 
             except EncoderflowError as e:
                 return Failed(message=f"params: {e}")
             env.configure(cfg.ingest.source)
-            return _run_stages(cfg, root_p, driver, str(flow_run.get_id() or ""), log)
+            return _run_stages(cfg, root_p, driver, str(flow_run.get_id() or ""), log, force)
     except runlock.AlreadyRunning as e:
         log.error("%s", e)
         return Failed(message=str(e))
 
 
-def _run_stages(cfg, root_p: Path, driver: str, flow_run_id: str, log):
+def _run_stages(cfg, root_p: Path, driver: str, flow_run_id: str, log, force: bool = False):
     """The body of the flow, with the run lock held."""
     from prefect.states import Failed
 
@@ -170,7 +173,7 @@ def _run_stages(cfg, root_p: Path, driver: str, flow_run_id: str, log):
                 opts.update(retries=cfg.ingest.retries,
                             retry_delay_seconds=_retry_delays(cfg.ingest.retries))
             try:
-                results.append(run_stage.with_options(**opts)(st.name, str(root_p), driver, cfg))
+                results.append(run_stage.with_options(**opts)(st.name, str(root_p), driver, cfg, force))
             except stagerun.StageFailed as e:
                 failed, error = e.name, e.detail
                 log.error("%s", e)
@@ -207,7 +210,7 @@ class Outcome:
 
 
 def run_local(root: str | Path = ".", params: str = "params.yaml",
-              overrides: list[str] | tuple[str, ...] = ()) -> Outcome:
+              overrides: list[str] | tuple[str, ...] = (), force: bool = False) -> Outcome:
     """Run the flow once on Prefect's local ephemeral API (what `encoderflow run` does).
 
     Flow heartbeats are off: they let a server detect crashed runs, and
@@ -225,7 +228,7 @@ def run_local(root: str | Path = ".", params: str = "params.yaml",
     try:
         with temporary_settings(updates=updates):
             state = pipeline(root=str(root), params=params, overrides=list(overrides) or None,
-                             return_state=True)
+                             force=force, return_state=True)
     except RuntimeError as e:  # e.g. "Timed out while attempting to connect to ephemeral ..."
         raise EncoderflowError(f"prefect: {str(e).splitlines()[0]}") from e
     run_id = str(state.state_details.flow_run_id or "")

@@ -119,8 +119,13 @@ def write_error(message: str) -> None:
         Path(target).write_text(message.splitlines()[0] if message else "", encoding="utf-8")
 
 
-def run_with_dvc(name: str, root: str | Path, env: dict[str, str] | None = None) -> StageResult:
-    """`dvc repro NAME` in `root` (in-process); raises StageFailed with the stage's error."""
+def run_with_dvc(name: str, root: str | Path, env: dict[str, str] | None = None,
+                 force: bool = False) -> StageResult:
+    """`dvc repro NAME` in `root` (in-process); raises StageFailed with the stage's error.
+
+    force: `dvc repro -f -s NAME`: run this stage even if nothing changed, without
+    its run cache (the flow forces every stage in order, so each runs once).
+    """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -134,7 +139,8 @@ def run_with_dvc(name: str, root: str | Path, env: dict[str, str] | None = None)
         # repo root); the flow runs one stage at a time, so a chdir is safe here.
         with contextlib.chdir(root), Repo(str(root)) as repo, \
                 _stage_commands_in_process(root, err_file) as commands:
-            done = repo.reproduce(name, run_env=child_env({**(env or {}), ERROR_ENV: err_file}))
+            opts = {"force": True, "single_item": True} if force else {}
+            done = repo.reproduce(name, run_env=child_env({**(env or {}), ERROR_ENV: err_file}), **opts)
     except DvcException as e:
         detail = Path(err_file).read_text(encoding="utf-8").strip()
         if not detail:  # DVC's own problem, or a crash before the CLI could report

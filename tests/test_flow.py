@@ -14,7 +14,7 @@ import pytest
 
 from components.core import lineage
 from components.stages.table import NAMES
-from tests import flow_project as fp
+import flow_project as fp
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +101,20 @@ def test_new_incoming_file_reruns_ingest_then_nothing_new_skips_all(base, harnes
     md = _artifact_markdown(again.flow_run_id)
     assert "Status: **completed**" in md and "| register | skipped |" in md
     assert "## Metrics vs baselines" in md and "| accuracy |" in md
+
+
+def test_force_reruns_every_stage_and_retrains_to_the_same_metrics(base, harness, tmp_path):
+    from flows.pipeline import run_local
+
+    root = fp.clone(base[0], tmp_path / "p")
+    before = {n: (root / "reports" / n).read_bytes() for n in ("metrics.json", "pretrain.json")}
+    outcome = run_local(root, force=True)  # what `encoderflow run --force` calls
+    assert outcome.ok, outcome.message
+    assert [(s["name"], s["status"]) for s in outcome.result["stages"]] == [(n, "ran") for n in NAMES]
+    old, new = (json.loads(b) for b in (before["pretrain.json"], (root / "reports" / "pretrain.json").read_bytes()))
+    assert new["mlflow_run_id"] != old["mlflow_run_id"] and new["tokens_per_s"] is not None  # trained
+    assert (root / "reports" / "metrics.json").read_bytes() == before["metrics.json"]
+    assert fp.dvc_status(root) == ""
 
 
 def test_failed_stage_is_named_and_stops_the_run(base, harness, tmp_path):

@@ -169,7 +169,7 @@ def test_failing_stage_fails_everything_that_tracks_it_and_stops_the_run(tmp_pat
     monkeypatch.setattr(typer, "secho", lambda msg="", **kw: printed.append(str(msg)))
     with prefect_test_harness(server_startup_timeout=180):
         with pytest.raises(typer.Exit) as exited:
-            cli.run(params=Path("params.yaml"), set_=None)
+            cli.run(params=Path("params.yaml"), set_=None, force=False)
         assert exited.value.exit_code == 1
         output = "\n".join(printed)
         [error] = [line for line in output.splitlines() if line.startswith("error: ")]
