@@ -55,6 +55,16 @@ class Paths:
     def tokenized(self) -> Path:
         return self.root / "data" / "tokenized"
 
+    # teacher (its report: report("teacher"))
+    @property
+    def teacher_model(self) -> Path:
+        return self.root / "models" / "teacher"
+
+    @property
+    def teacher_transfer(self) -> Path:
+        """The transfer set: text, probabilities, source, label (components/data/transfer.py)."""
+        return self.root / "data" / "teacher" / "transfer.parquet"
+
     # model stages
     @property
     def pretrained(self) -> Path:
