@@ -3,6 +3,10 @@
 Batches are padded to their own longest row (dynamic padding), without
 length sorting or bucketing; the shuffle order comes from a seeded generator,
 so the same seed gives the same batches.
+
+Distillation rows (SoftSeqs) also carry the teacher's probabilities and a gold
+mask; they are shuffled as one stream, so a batch mixes gold rows with
+unlabeled / augmented ones in their proportion in the transfer set.
 """
 
 from __future__ import annotations
@@ -43,10 +47,54 @@ class Collate:
                 "labels": torch.tensor([y for _, y in items], dtype=torch.long)}
 
 
-def loader(data: LabelledSeqs, batch_size: int, pad_id: int, shuffle: bool, seed: int) -> DataLoader:
+class SoftSeqs(Dataset):
+    """(token ids, teacher probabilities [C], gold label or -1) rows for distillation."""
+
+    def __init__(self, seqs: list[list[int]], soft: np.ndarray, labels: np.ndarray, max_length: int):
+        assert len(seqs) == len(soft) == len(labels)
+        self.seqs, self.max_length = seqs, max_length
+        self.soft = torch.as_tensor(np.asarray(soft, dtype=np.float32))  # [N, C]
+        self.labels = np.asarray(labels, dtype=np.int64)  # [N], -1 = no gold label
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def __getitem__(self, i: int):
+        return truncate(self.seqs[i], self.max_length), self.soft[i], int(self.labels[i])
+
+
+class SoftCollate:
+    """[(ids, soft, label)] -> Collate's keys + "soft" [B, C] float32 and "has_gold" [B] bool.
+
+    "labels" keeps -1 on rows without gold; the loss reads them only where has_gold.
+
+    >>> b = SoftCollate(0)([([2, 5, 3], torch.tensor([0.9, 0.1]), 0), ([2, 3], torch.tensor([0.2, 0.8]), -1)])
+    >>> b["soft"].shape, b["has_gold"].tolist(), b["labels"].tolist()
+    (torch.Size([2, 2]), [True, False], [0, -1])
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items):
+        ids, mask = pad_batch([s for s, _, _ in items], self.pad_id)
+        labels = torch.tensor([y for _, _, y in items], dtype=torch.long)  # [B]
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+                "soft": torch.stack([p for _, p, _ in items]),  # [B, C]
+                "has_gold": labels >= 0}
+
+
+def loader(data: LabelledSeqs | SoftSeqs, batch_size: int, pad_id: int, shuffle: bool, seed: int) -> DataLoader:
     gen = torch.Generator().manual_seed(seed)
+    collate = SoftCollate(pad_id) if isinstance(data, SoftSeqs) else Collate(pad_id)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      collate_fn=Collate(pad_id), num_workers=0)
+                      collate_fn=collate, num_workers=0)
+
+
+def encode_texts(tok, texts: list[str]) -> list[list[int]]:
+    """Token ids per text with the tokenizer's post-processing ([CLS] .. [SEP]), not truncated:
+    the ids the tokenize stage writes to data/tokenized for the same tokenizer."""
+    return [e.ids for e in tok.encode_batch(list(texts))] if len(texts) else []
 
 
 def tokenized_split(folder: Path, split: str, n_classes: int) -> tuple[list[list[int]], np.ndarray]:

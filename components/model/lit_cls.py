@@ -2,7 +2,8 @@
 
 The model itself (ClassifierNet) is a plain nn.Module; this module only owns
 training concerns:
-- cross-entropy (optionally class-weighted),
+- cross-entropy (optionally class-weighted), or, when batches carry teacher
+  soft targets, the distillation loss of `distill_loss` (below),
 - val accuracy / macro-F1 with torchmetrics (logged as val_acc / val_f1,
   which EarlyStopping and ModelCheckpoint monitor),
 - AdamW with layer-wise LR decay over `backbone.layer_groups()` (top group
@@ -23,6 +24,73 @@ from torch import nn
 
 from components.model.optim import lr_lambda, param_groups
 
+# Teacher probabilities are floored before the log: a float32 softmax can round to
+# exactly 0, and log(0) would make the target -inf. The floor caps a teacher logit
+# gap at ln(1e6) ~ 13.8, far beyond any gap that still moves a softmax.
+PROB_FLOOR = 1e-6
+
+
+def teacher_log_probs(soft: torch.Tensor) -> torch.Tensor:
+    """log p of the teacher, floored: [B, C] -> [B, C]. Equals the teacher's logits up to a
+    per-row constant (log softmax(z) = z - logsumexp(z))."""
+    return soft.float().clamp_min(PROB_FLOOR).log()
+
+
+def soft_term(logits: torch.Tensor, soft: torch.Tensor, temperature: float, kind: str) -> torch.Tensor:
+    """Per-row distillation term [B] between student logits [B, C] and teacher probabilities [B, C].
+
+    kind "kl": T^2 * KL(teacher_T || student_T), where student_T = softmax(z_s / T) and
+    teacher_T = softmax(log p / T) (= softmax(z_t / T): the per-row constant cancels).
+    The T^2 keeps its gradients on the scale of the CE term (Hinton et al. 2015).
+
+    kind "mse": logit matching (Tang et al. 2019): mean over classes of
+    (center(z_s) - center(log p))^2, where center subtracts the row mean. The teacher's
+    logits are known only up to a per-row constant; centering both sides removes it
+    (softmax ignores it too). The temperature does not enter: for zero-mean logits
+    T^2 * KL tends to 1/2 of this as T grows (Hinton et al. 2015, sec. 2.1).
+
+    >>> z = torch.tensor([[2.0, 0.0, -1.0]])
+    >>> round(soft_term(z, torch.softmax(z, -1), 3.0, "kl").item(), 6)
+    0.0
+    >>> round(soft_term(z + 5, torch.softmax(z, -1), 1.0, "mse").item(), 6)  # shift-invariant
+    0.0
+    """
+    z = logits.float()  # [B, C]
+    log_t = teacher_log_probs(soft)  # [B, C]
+    if kind == "mse":
+        diff = (z - z.mean(-1, keepdim=True)) - (log_t - log_t.mean(-1, keepdim=True))  # [B, C]
+        return diff.pow(2).mean(-1)  # [B]
+    student = F.log_softmax(z / temperature, -1)  # [B, C] log student_T
+    teacher = F.log_softmax(log_t / temperature, -1)  # [B, C] log teacher_T
+    kl = F.kl_div(student, teacher, reduction="none", log_target=True).sum(-1)  # [B]
+    return temperature ** 2 * kl
+
+
+def distill_loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor, has_gold: torch.Tensor, *,
+                 alpha: float, temperature: float, kind: str = "kl",
+                 class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the B rows of: alpha*CE(gold) + (1-alpha)*S on gold rows, S alone on the others.
+
+    logits [B, C], soft [B, C] teacher probabilities, labels [B] (any value where has_gold
+    is False), has_gold [B] bool; S = soft_term(...). The CE part is F.cross_entropy over the
+    gold rows (class-weighted when given: its weighted mean), scaled by their share of the
+    batch, so an all-gold batch with alpha=1 gives exactly F.cross_entropy.
+
+    >>> z = torch.tensor([[2.0, 0.0], [0.0, 1.0]]); y = torch.tensor([0, 1])
+    >>> p = torch.tensor([[0.5, 0.5], [0.5, 0.5]]); g = torch.tensor([True, True])
+    >>> bool(torch.isclose(distill_loss(z, p, y, g, alpha=1.0, temperature=2.0), F.cross_entropy(z, y)))
+    True
+    """
+    per_row = soft_term(logits, soft, temperature, kind)  # [B]
+    gold = has_gold.float()  # [B] 1.0 on gold rows
+    coef = 1.0 - alpha * gold  # [B]: gold rows share their weight with the CE
+    y = labels.clamp_min(0)  # [B] any valid id where there is no gold; masked out below
+    ce_rows = F.cross_entropy(logits.float(), y, weight=class_weights, reduction="none")  # [B] w_y * CE
+    w_rows = class_weights[y] if class_weights is not None else torch.ones_like(gold)  # [B]
+    # F.cross_entropy's (weighted) mean over the gold rows, without indexing (no host sync)
+    ce = (ce_rows * gold).sum() / (w_rows * gold).sum().clamp_min(1e-12)
+    return (coef * per_row).mean() + alpha * ce * gold.mean()
+
 
 def freeze_groups(groups: list[nn.Module], k: int) -> int:
     """Freeze the bottom `k` groups (requires_grad False); returns the frozen param count."""
@@ -37,9 +105,12 @@ def freeze_groups(groups: list[nn.Module], k: int) -> int:
 class LitClassifier(pl.LightningModule):
     def __init__(self, net: nn.Module, num_classes: int, *, lr: float, weight_decay: float,
                  layer_lr_decay: float, warmup_fraction: float, total_steps: int,
-                 class_weights: torch.Tensor | None = None):
+                 class_weights: torch.Tensor | None = None, distill: dict | None = None):
+        """`distill`: {"alpha", "temperature", "loss"} for batches with teacher soft targets
+        ("soft" [B, C], "has_gold" [B]); batches without them train on plain CE."""
         super().__init__()
         self.net = net
+        self.distill = dict(distill) if distill else None
         self.lr, self.weight_decay, self.layer_lr_decay = lr, weight_decay, layer_lr_decay
         self.warmup_fraction, self.total_steps = warmup_fraction, total_steps
         self.register_buffer("class_weights", class_weights, persistent=False)
@@ -51,7 +122,14 @@ class LitClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         logits = self(batch["input_ids"], batch["attention_mask"])  # [B, C]
-        loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
+        if "soft" in batch:
+            if self.distill is None:
+                raise ValueError("a batch with soft targets, but no distill settings were given")
+            d = self.distill
+            loss = distill_loss(logits, batch["soft"], batch["labels"], batch["has_gold"], alpha=d["alpha"],
+                                temperature=d["temperature"], kind=d["loss"], class_weights=self.class_weights)
+        else:
+            loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(batch["labels"]))
         return loss
