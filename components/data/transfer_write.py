@@ -1,0 +1,89 @@
+"""Build the teacher's transfer set and write it as data/teacher/transfer.parquet.
+
+The texts, in this order: every train text (with its gold label id), every
+unlabeled text, then `copies` augmented versions of each of those
+(components/data/augment.py, ordered by source text then copy). Val and test
+text is never a source; a row whose text happens to equal a val or test text
+(an unlabeled duplicate, or an augmented copy that came out identical) is
+dropped and counted, so no val/test text reaches the student.
+
+The file's schema is the contract components/data/transfer.py reads:
+text string, probabilities list<float32> (labels.json order), source string
+("train" | "unlabeled" | "augmented"), label int64 (gold id on train rows, else null).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.core.errors import DataError
+
+SOURCES = ("train", "unlabeled", "augmented")
+
+
+@dataclass(frozen=True)
+class TransferTexts:
+    texts: list[str]
+    sources: list[str]  # one of SOURCES per row
+    labels: list[int | None]  # gold label id on "train" rows, None elsewhere
+    dropped_held_out: int  # rows left out because their text is a val or test text
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def rows_by_source(self) -> dict[str, int]:
+        return {s: self.sources.count(s) for s in SOURCES}
+
+
+def build(train: list[str], train_labels, unlabeled: list[str], copies: int, seed: int,
+          mask_token: str, held_out: set[str]) -> TransferTexts:
+    """The transfer texts (see the module docstring); `held_out` = the val + test texts.
+
+    >>> t = build(["good", "bad"], [1, 0], ["so so"], 1, 0, "[MASK]", held_out={"so so"})
+    >>> t.sources, t.labels, t.dropped_held_out
+    (['train', 'train', 'augmented', 'augmented', 'augmented'], [1, 0, None, None, None], 1)
+    """
+    from components.data.augment import augment
+
+    base = list(train) + list(unlabeled)
+    rows = [(t, "train", int(y)) for t, y in zip(train, train_labels)]
+    rows += [(t, "unlabeled", None) for t in unlabeled]
+    try:
+        rows += [(t, "augmented", None) for _, t in augment(base, copies, seed, mask_token=mask_token)]
+    except ValueError as e:  # augment names the bad text by its index in train + unlabeled
+        raise DataError(f"transfer set: {e} (texts: train, then unlabeled)") from None
+    kept = [r for r in rows if r[0] not in held_out]
+    return TransferTexts([r[0] for r in kept], [r[1] for r in kept], [r[2] for r in kept],
+                         len(rows) - len(kept))
+
+
+def schema():
+    import pyarrow as pa
+
+    return pa.schema([("text", pa.string()), ("probabilities", pa.list_(pa.float32())),
+                      ("source", pa.string()), ("label", pa.int64())])
+
+
+def write(path: Path, rows: TransferTexts | None, probs: np.ndarray | None = None) -> None:
+    """Write the parquet file (0 rows when `rows` is None). Call it inside an atomic_dir:
+    the same rows and probabilities give the same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if rows is None:
+        table = schema().empty_table()
+    else:
+        probs = np.ascontiguousarray(probs, dtype=np.float32)  # [N, C]
+        if probs.shape[0] != len(rows):
+            raise ValueError(f"{len(rows)} transfer rows but {probs.shape[0]} probability rows")
+        n, c = probs.shape
+        offsets = pa.array(np.arange(0, n * c + 1, c, dtype=np.int32))  # row i = probs[i, :]
+        table = pa.Table.from_arrays(
+            [pa.array(rows.texts, pa.string()),
+             pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1), pa.float32())),
+             pa.array(rows.sources, pa.string()), pa.array(rows.labels, pa.int64())],
+            schema=schema())
+    pq.write_table(table, str(path))
