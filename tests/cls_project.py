@@ -12,8 +12,8 @@ import random
 
 import pandas as pd
 
-from components.core.config import (EvaluateConfig, FinetuneConfig, ModelConfig, Params, ProjectConfig,
-                               TokenizeConfig)
+from components.core.config import (DistillConfig, EvaluateConfig, FinetuneConfig, ModelConfig, Params,
+                                    ProjectConfig, TokenizeConfig)
 from components.core.paths import Paths
 
 POS = ["great", "fun", "wonderful", "moving", "brilliant", "charming", "superb", "delightful"]
@@ -36,7 +36,9 @@ def toy_texts(n: int, seed: int) -> list[tuple[str, int]]:
 def tiny_params(family: str = "transformer", tmp_uri: str = "sqlite:///mlflow.db", **finetune) -> Params:
     model = ModelConfig(family=family, hidden_size=16, num_layers=2, num_heads=2, ffn_size=32,
                         max_length=32, kernel_sizes=(3,))
-    ft = dict(max_epochs=2, batch_size=8, lr=3e-3, precision="32", patience=2)
+    # Gold labels only unless a test asks for distillation (it then writes a transfer set).
+    ft = dict(max_epochs=2, batch_size=8, lr=3e-3, precision="32", patience=2,
+              distill=DistillConfig(enabled=False))
     ft.update(finetune)
     return Params(project=ProjectConfig(seed=7, tracking_uri=tmp_uri),
                   tokenize=TokenizeConfig(vocab_size=100, min_frequency=1),

@@ -143,6 +143,20 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from the teacher's transfer set (data/teacher/transfer.parquet).
+
+    Loss per row: gold rows alpha*CE + (1-alpha)*S, rows without a gold label S alone, where
+    S = T^2*KL(teacher_T || student_T) ("kl") or the MSE of row-centred logits ("mse",
+    Tang et al. 2019; the temperature does not enter it). See model/lit_cls.distill_loss.
+    """
+    enabled: bool = True
+    alpha: float = _f(0.5, ge=0, le=1)  # weight of the gold-label CE on rows that have one
+    temperature: float = _f(2.0, gt=0)
+    loss: Literal["kl", "mse"] = "kl"
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     # "pretrained" (models/pretrained), "random", or a local HF checkpoint folder.
     init: str = "pretrained"
@@ -159,6 +173,16 @@ class FinetuneConfig:
     precision: Literal["auto", "32", "bf16-mixed"] = "auto"
     grad_clip: float = _f(1.0, ge=0)  # max grad norm; 0 = no clipping
     accelerator: str = "cpu"  # Lightning accelerator (cpu | gpu | auto); one device
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    # Without distillation: this many augmented copies (data/augment.py) of each train text,
+    # with its gold label. With distillation the teacher stage augments (teacher.augment_copies).
+    augment_copies: int = _f(0, ge=0)
+
+    def __post_init__(self):
+        if self.distill.enabled and self.augment_copies:
+            raise ConfigError(f"finetune.augment_copies: expected 0 while finetune.distill.enabled is "
+                              f"true (the teacher stage augments: teacher.augment_copies), got "
+                              f"{self.augment_copies}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +214,11 @@ class Params:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
+
+    def __post_init__(self):
+        if self.finetune.distill.enabled and not self.teacher.enabled:
+            raise ConfigError("finetune.distill.enabled: expected false while teacher.enabled is false "
+                              "(there is no teacher to distill from), got true")
 
 
 def parse_params(raw: dict | None, where: str = "params.yaml") -> Params:

@@ -6,6 +6,11 @@ Starting point (`finetune.init`):
 - a path to a local Hugging Face checkpoint folder (AutoModel + its fast tokenizer);
   train/val text from data/prepared is tokenized with that tokenizer.
 
+Training rows (model/train_set.py): with finetune.distill.enabled, the teacher's
+transfer set (data/teacher/transfer.parquet) with soft targets, loss
+lit_cls.distill_loss; otherwise the gold train split plus finetune.augment_copies
+augmented copies, plain CE. Validation is always the gold val split.
+
 `fit_classifier` is the reusable training function (evaluate trains its
 random-init baseline with it, same budget); `run` is the stage: it trains,
 exports the best checkpoint (by val macro-F1) to models/finetuned/ and writes
@@ -101,14 +106,14 @@ def _start(cfg: Params, paths: Paths, init: str):
 
 
 def _data(cfg: Params, paths: Paths, kind: str, tok, n_classes: int):
-    """(train, val) LabelledSeqs: data/tokenized ids, or HF-tokenized prepared text."""
-    from components.model.cls_data import tokenized_split, text_split
+    """Gold (train, val) as (ids per row, labels [N]): data/tokenized ids, or HF-tokenized prepared text."""
+    from components.model.cls_data import encode_texts, tokenized_split, text_split
 
     out = []
     for split in ("train", "val"):
         if kind == "hf":
             texts, labels = text_split(paths.split(split), n_classes)
-            seqs = [e.ids for e in tok.encode_batch(texts)] if texts else []
+            seqs = encode_texts(tok, texts)
         else:
             seqs, labels = tokenized_split(paths.tokenized, split, n_classes)
         out.append((seqs, labels))
@@ -144,6 +149,7 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
 
     from components.model.classifier import ClassifierNet, TextClassifier
     from components.data.labels import read_labels
+    from components.model import train_set
     from components.model.cls_data import LabelledSeqs, class_weights, loader
     from components.model.lit_cls import LitClassifier, freeze_groups
     from components.model.precision import resolve_precision
@@ -153,11 +159,13 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     labels = read_labels(paths.labels)
     pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
     backbone, tok, pad_id, max_len, kind = _start(cfg, paths, init)
-    (tr_seqs, tr_y), (va_seqs, va_y) = _data(cfg, paths, kind, tok, len(labels))
-    if not tr_seqs:
+    gold_train, (va_seqs, va_y) = _data(cfg, paths, kind, tok, len(labels))
+    if not gold_train[0]:
         raise DataError(f"{paths.tokenized}: the train split is empty; nothing to fine-tune on")
+    train_ds, rows_info = train_set.build(cfg, paths, tok, len(labels), max_len, gold_train)
+    tr_y = train_ds.labels[train_ds.labels >= 0]  # [N_gold] gold labels (-1: a transfer row without one)
     vocab = tok.get_vocab_size()
-    top = max((max(s) for s in tr_seqs if s), default=0)
+    top = max((max(s) for s in train_ds.seqs if s), default=0)
     if top >= vocab:
         raise DataError(f"{paths.tokenized}: token id {top} >= vocab size {vocab} of the {kind} "
                         "tokenizer (re-run tokenize and pretrain)")
@@ -169,13 +177,15 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
         raise ConfigError(f"finetune.freeze_layers: expected at most {len(groups)} (layer groups "
                           f"of this encoder), got {ft.freeze_layers}")
     frozen = freeze_groups(groups, ft.freeze_layers)
-    steps_per_epoch = math.ceil(len(tr_seqs) / ft.batch_size)
+    steps_per_epoch = math.ceil(len(train_ds) / ft.batch_size)
     total = steps_per_epoch * ft.max_epochs
     module = LitClassifier(net, len(labels), lr=ft.lr, weight_decay=ft.weight_decay,
                            layer_lr_decay=ft.layer_lr_decay, warmup_fraction=ft.warmup_fraction,
                            total_steps=total,
-                           class_weights=class_weights(tr_y, len(labels)) if ft.class_weights else None)
-    train_dl = loader(LabelledSeqs(tr_seqs, tr_y, max_len), ft.batch_size, pad_id, True, cfg.project.seed)
+                           class_weights=class_weights(tr_y, len(labels)) if ft.class_weights else None,
+                           distill={"alpha": ft.distill.alpha, "temperature": ft.distill.temperature,
+                                    "loss": ft.distill.loss} if rows_info["distill"]["used"] else None)
+    train_dl = loader(train_ds, ft.batch_size, pad_id, True, cfg.project.seed)
     has_val = len(va_seqs) > 0
     val_dl = loader(LabelledSeqs(va_seqs, va_y, max_len), ft.batch_size, pad_id, False, 0) if has_val else None
 
@@ -221,8 +231,9 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     for p in net.parameters():
         p.requires_grad_(True)  # export plain weights; freezing was a training choice
     info = {"init": init, "init_kind": kind, "frozen_params": frozen,
-            "trainable_params": sum(p.numel() for p in net.parameters()) - frozen}
-    clf = TextClassifier(net, tok, labels, max_len, pad_id, meta={"init": init, "init_kind": kind})
+            "trainable_params": sum(p.numel() for p in net.parameters()) - frozen, **rows_info}
+    clf = TextClassifier(net, tok, labels, max_len, pad_id,
+                         meta={"init": init, "init_kind": kind, "distill": rows_info["distill"]})
     return FitResult(clf, best_f1, best_acc, trainer.current_epoch, trainer.global_step, wall,
                      precision, history, info)
 
@@ -259,6 +270,9 @@ def run(cfg: Params, paths: Paths) -> dict:
                   "epochs": res.epochs, "steps": res.steps, "wall_s": round(res.wall_s, 2),
                   "precision": res.precision, "frozen_params": res.info["frozen_params"],
                   "trainable_params": res.info["trainable_params"],
+                  "train_rows": res.info["train_rows"], "distill": res.info["distill"],
+                  "augment_copies": res.info["augment_copies"], "augmented_rows": res.info["augmented_rows"],
+                  "augmented_dropped_held_out": res.info["augmented_dropped_held_out"],
                   "mlflow_run_id": mlrun.info.run_id}
         write_json(paths.report("finetune"), report)
         write_text(paths.reports / "finetune_curve.csv", curve_csv(res.history))
