@@ -45,14 +45,32 @@ def experiment_id(cfg: ProjectConfig, root: Path | None = None) -> str:
 
 
 def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
-    """One config section as `section.key` -> str, for mlflow.log_params.
+    """One config section as `section.key` -> str, for mlflow.log_params; nested
+    sections flatten to `section.sub.key`.
 
     Values are redacted (`user:password@` in URIs -> `***@`): params are shown to
     everyone who can read the tracking server.
+
+    >>> @dataclasses.dataclass
+    ... class D:
+    ...     alpha: float = 0.5
+    >>> @dataclasses.dataclass
+    ... class F:
+    ...     lr: float = 1e-3
+    ...     distill: D = dataclasses.field(default_factory=D)
+    >>> flat_params(F(), "finetune.")
+    {'finetune.lr': '0.001', 'finetune.distill.alpha': '0.5'}
     """
     from components.core.redact import redact_mapping
 
-    return redact_mapping({f"{prefix}{key}": str(value) for key, value in dataclasses.asdict(obj).items()})
+    def walk(d: dict, pre: str):
+        for key, value in d.items():
+            if isinstance(value, dict):
+                yield from walk(value, f"{pre}{key}.")
+            else:
+                yield f"{pre}{key}", str(value)
+
+    return redact_mapping(dict(walk(dataclasses.asdict(obj), prefix)))
 
 
 @contextlib.contextmanager
