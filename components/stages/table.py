@@ -35,6 +35,12 @@ STAGES: tuple[Stage, ...] = (
           ("data/prepared",), ("reports/ingest.json",)),
     Stage("validate", "components.stages.validate", ("ingest", "validate"), ("data/prepared",),
           ("reports/data_docs",), ("reports/validation.json",)),
+    # A large pretrained checkpoint fine-tuned on train; it labels the transfer set finetune
+    # distils from. It reads the prepared text only (not the tokenizer or the pretrained
+    # encoder), so it caches independently of them. teacher.enabled: false writes empty outs.
+    Stage("teacher", "components.stages.teacher", ("project", "teacher"),
+          ("data/prepared", "reports/validation.json"), ("models/teacher", "data/teacher"),
+          ("reports/teacher.json",)),
     # reports/validation.json orders validate before tokenize in DVC's graph.
     Stage("tokenize", "components.stages.tokenize", ("project", "tokenize"),
           ("data/prepared", "reports/validation.json"),
@@ -43,9 +49,10 @@ STAGES: tuple[Stage, ...] = (
           ("data/tokenized", "models/tokenizer"), ("models/pretrained",), ("reports/pretrain.json",),
           ("reports/pretrain_curve.csv",)),
     # data/prepared: labels.json (and the raw text when finetune.init is a HF folder);
-    # models/tokenizer: the vocabulary of the random-init ablation.
+    # models/tokenizer: the vocabulary of the random-init ablation; data/teacher: the
+    # transfer set (teacher probabilities) to distil from.
     Stage("finetune", "components.stages.finetune", ("project", "model", "finetune"),
-          ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained"),
+          ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained", "data/teacher"),
           ("models/finetuned",), ("reports/finetune.json",), ("reports/finetune_curve.csv",)),
     # The curve CSVs are deps because evaluate draws them into reports/plots/.
     Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate"),
