@@ -2,15 +2,20 @@
 
 Everything is scored by the same code (components.evaluation.metrics) on the same rows:
 - model: models/finetuned through TextClassifier (what register will serve),
+- teacher: models/teacher, the same way, when the teacher stage is enabled
+  (models/teacher/DISABLED.json, or no folder at all: no teacher row),
 - baseline.majority / baseline.tfidf_lr / baseline.nbsvm (scikit-learn),
 - baseline.random_init: the same encoder fine-tuned from random weights with
   the same budget (finetune params), when evaluate.random_init_baseline,
 - behaviour.*: invariance / directional pass rates of the model.
 
-reports/metrics.json holds flat keys ("model.accuracy",
+reports/metrics.json holds flat keys ("model.accuracy", "teacher.macro_f1",
 "baseline.tfidf_lr.macro_f1", ...), sorted and rounded to 6 decimals, and no
-timings, so the same data + params + seed give the same bytes. Plots and their
-CSVs go to reports/plots/. All of it is logged to the stage's MLflow run.
+timings, so the same data + params + seed give the same bytes (`dvc repro -f`
+checks that). Speed does vary from run to run, so it goes to reports/speed.json
+(components/evaluation/speed.py): student and teacher texts/s on the same test
+texts, in this process, and their ratio. Plots and their CSVs go to
+reports/plots/. All of it is logged to the stage's MLflow run (speed as speed.*).
 """
 
 from __future__ import annotations
@@ -39,15 +44,14 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     from components.evaluation import behaviour
     from components.evaluation.baselines import sklearn_baselines
     from components.evaluation.metrics import classification_metrics, flatten, reliability_bins
-    from components.model.classifier import TextClassifier
+    from components.evaluation import teacher as teacher_model
     from components.data.labels import read_labels
 
     ev, seed = cfg.evaluate, cfg.project.seed
     labels = read_labels(paths.labels)
-    clf = TextClassifier.from_folder(paths.finetuned)
-    if clf.labels != labels:
-        raise DataError(f"{paths.finetuned}/config.json: labels {clf.labels} differ from "
-                        f"{paths.labels} {labels} (re-run finetune)")
+    clf = _load(paths.finetuned, labels, paths, "finetune")
+    teacher_dir = teacher_model.folder(paths.teacher_model)
+    teacher = _load(teacher_dir, labels, paths, "teacher") if teacher_dir is not None else None
     test_x, test_y = _texts(paths, "test", len(labels))
     if not test_x:
         raise DataError(f"{paths.split('test')}: the test split is empty; nothing to evaluate")
@@ -63,6 +67,10 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     probs = clf.predict_proba(test_x)  # [N, C]
     timings["model_predict_s"] = time.perf_counter() - t0
     metrics = flatten("model", score(probs))
+    if teacher is not None:
+        t0 = time.perf_counter()
+        metrics.update(flatten("teacher", score(teacher.predict_proba(test_x))))
+        timings["teacher_predict_s"] = time.perf_counter() - t0
     notes: list[str] = []
 
     t0 = time.perf_counter()
@@ -88,8 +96,28 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
 
     extras = {"labels": labels, "actual": test_y, "predicted": probs.argmax(axis=1),
               "bins": reliability_bins(probs, test_y, ev.ece_bins), "notes": notes,
-              "timings": timings}
+              "timings": timings, "student": clf, "teacher": teacher, "test_texts": test_x}
     return metrics, extras
+
+
+def _load(folder, labels: list[str], paths: Paths, stage: str):
+    """TextClassifier.from_folder, refusing a model trained on other labels."""
+    from components.model.classifier import TextClassifier
+
+    clf = TextClassifier.from_folder(folder)
+    if clf.labels != labels:
+        raise DataError(f"{folder}/config.json: labels {clf.labels} differ from "
+                        f"{paths.labels} {labels} (re-run {stage})")
+    return clf
+
+
+def measure_speed(extras: dict) -> dict:
+    """reports/speed.json: student (and teacher) texts/s on the test texts, and their ratio."""
+    from components.evaluation import speed
+
+    teacher = extras["teacher"]
+    return speed.report(extras["student"].predict_proba, teacher.predict_proba if teacher else None,
+                        extras["test_texts"])
 
 
 def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[str]:
@@ -123,20 +151,32 @@ def run(cfg: Params, paths: Paths) -> dict:
         from components.model import classifier  # noqa: F401
         if cfg.evaluate.random_init_baseline:
             import pytorch_lightning  # noqa: F401
+        if (paths.teacher_model / "config.json").is_file():
+            import transformers  # noqa: F401  (the teacher's Hugging Face backbone)
 
-        t0 = time.perf_counter()  # time.compute_s: scoring, baselines, behaviour checks, plots
+        # time.compute_s: scoring, baselines, behaviour checks, plots, speed (time.speed_s)
+        t0 = time.perf_counter()
         metrics, extras = score_all(cfg, paths, run_id=mlrun.info.run_id)
         metrics = rounded(metrics)
         write_json(paths.report("metrics"), metrics)
         drawn = write_plots(paths, metrics, extras)
+        t1 = time.perf_counter()
+        speed = measure_speed(extras)
+        write_json(paths.report("speed"), speed)
+        extras["timings"]["speed_s"] = time.perf_counter() - t1
         extras["timings"]["compute_s"] = time.perf_counter() - t0
-        mlflow.log_metrics({**metrics, **{f"time.{k}": v for k, v in extras["timings"].items()}})
+        mlflow.log_metrics({**metrics, **{k: float(v) for k, v in speed.items() if v is not None},
+                            **{f"time.{k}": v for k, v in extras["timings"].items()}})
         for i, note in enumerate(extras["notes"]):
             mlflow.set_tag(f"evaluate.note.{i}", note[:5000])
         mlflow.log_artifact(str(paths.report("metrics")))
+        mlflow.log_artifact(str(paths.report("speed")))
         mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
-    summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "baseline.tfidf_lr.accuracy",
-                                       "baseline.random_init.accuracy") if k in metrics}
+    summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "teacher.accuracy",
+                                       "baseline.tfidf_lr.accuracy", "baseline.random_init.accuracy")
+               if k in metrics}
+    summary.update({k: speed[k] for k in ("speed.student_texts_per_s", "speed.teacher_texts_per_s",
+                                          "speed.ratio") if speed.get(k) is not None})
     if extras["notes"]:
         summary["notes"] = extras["notes"]
     summary["plots"] = drawn

@@ -1,0 +1,121 @@
+"""evaluate with a teacher: the teacher.* row of metrics.json, reports/speed.json, and the
+disabled teacher (no row, the student's speed alone). A tiny BERT teacher (tests/teacher_model.py)."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import shutil
+
+import pytest
+
+import cls_project as cp
+import teacher_model
+from components.core.errors import DataError
+from components.core.paths import Paths
+from components.evaluation import speed
+from components.evaluation import teacher as teacher_folder
+from components.stages import evaluate, finetune
+
+SPEED_KEYS = {"speed.batch_size", "speed.n_texts", "speed.rounds", "speed.threads",
+              "speed.student_texts_per_s", "speed.ratio"}
+
+
+def test_doctests():
+    assert doctest.testmod(speed).failed == 0
+
+
+def test_rounds_alternate_and_warm_up_first():
+    calls = []
+    fns = {name: (lambda t, b, name=name: calls.append((name, len(t), b))) for name in ("a", "b")}
+    out = speed.throughput(fns, ["x"] * 300, batch_size=8, rounds=3)
+    assert [c[0] for c in calls] == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then A B, B A, A B
+    assert calls[0][1] == speed.WARMUP_TEXTS and all(n == 300 for _, n, _ in calls[2:])
+    assert all(b == 8 for *_, b in calls) and set(out) == {"a", "b"}
+    with pytest.raises(ValueError, match="no texts"):
+        speed.throughput(fns, [])
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A fine-tuned student and an HF-folder teacher on the toy project (built once)."""
+    root = tmp_path_factory.mktemp("eval_teacher")
+    paths = cp.make_project(root)
+    cfg = cp.tiny_params(max_epochs=1)  # the store: <project>/mlflow.db
+    cp.save_pretrained(cfg, paths)
+    finetune.run(cfg, paths)
+    teacher_model.add_teacher(root, teacher_model.make_hf_folder(tmp_path_factory.mktemp("hf")))
+    return root, cfg
+
+
+@pytest.fixture
+def proj(base, tmp_path, monkeypatch):
+    root, cfg = base
+    dst = tmp_path / "p"
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "mlartifacts"))
+    monkeypatch.chdir(dst)
+    return Paths.at(dst), cfg
+
+
+def test_teacher_row_same_keys_and_speed_report(proj):
+    import mlflow
+
+    paths, cfg = proj
+    summary = evaluate.run(cfg, paths)
+    first = paths.report("metrics").read_bytes()
+    m = json.loads(first)
+    model = {k.removeprefix("model.") for k in m if k.startswith("model.")}
+    teacher = {k.removeprefix("teacher.") for k in m if k.startswith("teacher.")}
+    assert teacher == model and {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "ece"} <= teacher
+    assert m["teacher.accuracy_ci_low"] <= m["teacher.accuracy"] <= m["teacher.accuracy_ci_high"]
+    assert not any(k.startswith("speed.") for k in m)  # timings never enter metrics.json
+    assert summary["teacher.accuracy"] == m["teacher.accuracy"]
+
+    s = json.loads(paths.report("speed").read_text())
+    assert set(s) == SPEED_KEYS | {"speed.teacher_texts_per_s"} and list(s) == sorted(s)
+    assert s["speed.n_texts"] == 24 and s["speed.batch_size"] == speed.BATCH_SIZE
+    assert s["speed.student_texts_per_s"] > 0 and s["speed.teacher_texts_per_s"] > 0
+    assert s["speed.ratio"] == pytest.approx(s["speed.student_texts_per_s"] / s["speed.teacher_texts_per_s"],
+                                             rel=0.01)
+    import torch
+
+    assert s["speed.threads"] == torch.get_num_threads()
+
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(cfg.project.experiment).experiment_id
+    [run] = client.search_runs([exp], "tags.`encoderflow.stage` = 'evaluate'")
+    assert run.data.metrics["speed.ratio"] == pytest.approx(s["speed.ratio"])
+    assert run.data.metrics["teacher.accuracy"] == pytest.approx(m["teacher.accuracy"])
+    assert "speed.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    evaluate.run(cfg, paths)  # speed differs run to run; metrics.json must not
+    assert paths.report("metrics").read_bytes() == first
+
+
+def test_disabled_teacher_has_no_row_and_student_speed_only(proj):
+    paths, cfg = proj
+    teacher_model.disable_teacher(paths.root)
+    summary = evaluate.run(cfg, paths)
+    m = json.loads(paths.report("metrics").read_text())
+    assert "model.accuracy" in m and not any(k.startswith("teacher.") for k in m)
+    s = json.loads(paths.report("speed").read_text())
+    assert set(s) == SPEED_KEYS and s["speed.ratio"] is None and s["speed.student_texts_per_s"] > 0
+    assert "speed.ratio" not in summary and "teacher.accuracy" not in summary
+
+
+def test_broken_teacher_folders_are_one_line_errors(proj):
+    paths, cfg = proj
+    meta = json.loads((paths.teacher_model / "config.json").read_text())
+    (paths.teacher_model / "config.json").write_text(json.dumps({**meta, "labels": ["bad", "good"]}))
+    with pytest.raises(DataError, match=r"models/teacher/config.json: labels \['bad', 'good'\] differ"):
+        evaluate.score_all(cfg, paths, progress=False)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (paths.teacher_model / name).unlink(missing_ok=True)
+    with pytest.raises(DataError, match="neither a teacher model") as err:
+        evaluate.score_all(cfg, paths, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_disabled_marker_is_the_teacher_stages():
+    stage = pytest.importorskip("components.stages.teacher")
+    assert teacher_folder.DISABLED == stage.DISABLED
