@@ -31,6 +31,10 @@ when its alias already points at its version, else marks it "aborted". So an
 interrupted change ends in the old state or the complete new one.
 Changes made outside encoderflow (MLflow UI, API) are found by comparing the
 current aliases with the last done record and recorded as "ui/external".
+
+Two registered models per project: `register.model_name` (the student, what the
+pipeline trains) and `teacher_name(model_name)` = "<model_name>-teacher" (the
+fine-tuned teacher it distils from). Each has its own aliases, gate and trail.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from pathlib import Path
 from components.core.errors import EncoderflowError, first_line
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+TEACHER_SUFFIX = "-teacher"
 PREVIOUS = "previous_champion"
 AUDIT = "audit."
 # Fail fast (not minutes of retries) when a remote tracking server is down.
@@ -84,6 +89,23 @@ def connect(project, root: Path | None = None):
     except Exception as e:  # noqa: BLE001 - any failure here means "cannot use the registry"
         raise EncoderflowError(f"MLflow registry at {uri} is unreachable ({_short(e)})") from None
     return client
+
+
+def teacher_name(model_name: str) -> str:
+    """The registered model that holds the teacher of `model_name`.
+
+    >>> teacher_name("encoderflow")
+    'encoderflow-teacher'
+    """
+    return model_name + TEACHER_SUFFIX
+
+
+def latest_version(client, name: str):
+    """The newest ModelVersion of `name` (highest version number), or None."""
+    if get_model(client, name) is None:
+        return None
+    found = client.search_model_versions(f"name='{name}'")
+    return max(found, key=lambda mv: int(mv.version), default=None)
 
 
 def get_model(client, name: str):

@@ -1,35 +1,51 @@
-"""register stage: log models/finetuned as an MLflow pyfunc, register a version, run the gate.
+"""register stage: log models/finetuned (and models/teacher) as MLflow pyfuncs, run the gates.
+
+Two registered models: `register.model_name` is the student (models/finetuned,
+what the pipeline trains and serving loads by default); "<model_name>-teacher"
+is the fine-tuned teacher (models/teacher), for users who value accuracy over
+speed. Each has its own @champion / @challenger and audit trail.
 
 1. Check the registry answers (fail fast, no alias touched if not).
 2. In the register MLflow run: log the pyfunc (code_paths = only the inference
    modules, explicit pinned pip requirements, signature with a `text` column
    and an `output` param), registering a new version of `register.model_name`.
-3. Tag the version with its lineage (git, dvc.lock, data, tokenizer, stage run
-   ids, Prefect flow run) and describe it with a metrics table vs the baselines.
-4. Gate (components/evaluation/gate.py): re-score @champion and the new version on the
-   current test split; move @champion or @challenger (components/registry/client.py).
-5. Write reports/register.json (version, decision, numbers).
+   The teacher likewise (artifact path "teacher"; its Hugging Face backbone keeps
+   `transformers` in the requirements), but only when it is enabled and its
+   folder changed since its newest registered version: the tag
+   `encoderflow.model_md5` (DVC's hash of the folder) is compared, and an
+   identical teacher that already went through the gate is skipped with one
+   logged line instead of being copied into the store again.
+3. Tag each version with its lineage (git, dvc.lock, data, tokenizer, stage run
+   ids, Prefect flow run, model_md5) and describe it with a metrics table vs the
+   baselines; the student's version also names its teacher
+   (`encoderflow.teacher_init`, `encoderflow.teacher_test_accuracy`,
+   `encoderflow.teacher_md5`, `encoderflow.teacher_version`).
+4. Gate (components/evaluation/gate.py), the same rules for both models: re-score
+   that model's @champion and the new version on the current test split. Every
+   score is computed before any alias moves; then @champion or @challenger moves
+   (components/registry/client.py).
+5. Write reports/register.json (version, decision, numbers; the teacher's under "teacher").
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
-from components.model.io import CONFIG, TOKENIZER
+from components.model.io import CONFIG
+from components.registry.publish import (MD5_TAG, TABLE_METRICS, lineage_tags, log_pyfunc,  # noqa: F401
+                                         metrics_table)
 from components.stages import table
 
 STAGE = "register"
 RUN_STAGES = ("pretrain", "finetune", "evaluate")
-TABLE_METRICS = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
-EXAMPLE_TEXTS = ["a warm, funny and beautifully acted film", "dull, predictable and far too long"]
+TEACHER_RUN_STAGES = ("teacher", "evaluate")
 
 
 def _read_json(path: Path) -> dict:
@@ -39,93 +55,6 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path}: not found (run the upstream stages first)", stage=STAGE) from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})", stage=STAGE) from None
-
-
-def metrics_table(metrics: dict[str, float]) -> str:
-    """Markdown table of the model vs each baseline from flat metrics.json keys.
-
-    >>> print(metrics_table({"model.accuracy": 0.8, "baseline.tfidf_lr.accuracy": 0.7}))
-    | scorer | accuracy |
-    |---|---|
-    | **model** | 0.8000 |
-    | baseline: tfidf_lr | 0.7000 |
-    """
-    scorers = ["model"] + sorted({k.split(".")[1] for k in metrics if k.startswith("baseline.")})
-    prefix = {s: ("model." if s == "model" else f"baseline.{s}.") for s in scorers}
-    cols = [m for m in TABLE_METRICS if any(prefix[s] + m in metrics for s in scorers)]
-    lines = ["| scorer | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for s in scorers:
-        name = "**model**" if s == "model" else f"baseline: {s}"
-        cells = [f"{metrics[prefix[s] + c]:.4f}" if prefix[s] + c in metrics else "" for c in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _stage_run_id(paths: Paths, stage: str, report: str, client, experiment_id: str) -> str:
-    """Run id from reports/<report>.json, else the latest MLflow run of that stage."""
-    path = paths.report(report)
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("mlflow_run_id", "run_id"):
-            if isinstance(data.get(key), str) and data[key]:
-                return data[key]
-    runs = client.search_runs([experiment_id], f"tags.`encoderflow.stage` = '{stage}'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0].info.run_id if runs else ""
-
-
-def lineage_tags(paths: Paths, client, experiment_id: str, run_id: str) -> dict[str, str]:
-    """encoderflow.* tags: git sha/dirty, dvc.lock, data, tokenizer, stage run ids, flow run."""
-    from components.core import lineage
-
-    tags = {k: v for k, v in lineage.tags(paths.root).items() if k.startswith(lineage.PREFIX)}
-    tags[lineage.PREFIX + "tokenizer_md5"] = lineage.file_md5(paths.finetuned / TOKENIZER)
-    for stage in RUN_STAGES:
-        report = "metrics" if stage == "evaluate" else stage
-        tags[f"{lineage.PREFIX}{stage}_run_id"] = _stage_run_id(paths, stage, report, client, experiment_id)
-    tags[lineage.PREFIX + "register_run_id"] = run_id
-    return tags
-
-
-def _signature(labels: list[str]):
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-
-    outputs = [ColSpec("string", "label"), ColSpec("long", "label_id")]
-    outputs += [ColSpec("double", f"prob_{name}") for name in labels]
-    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs),
-                          params=ParamSchema([ParamSpec("output", "string", "label"),
-                                              ParamSpec("batch_size", "long", 64)]))
-
-
-def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: str):
-    """Log + register the pyfunc in the active run; returns mlflow's ModelInfo."""
-    import mlflow
-    import pandas as pd
-
-    from components.registry import pyfunc as pyfunc_model
-
-    code_root = Path(__file__).resolve().parents[2]  # the folder holding `components`
-    files, third = pyfunc_model.inference_files(code_root)
-    if backbone_kind != "hf":
-        third.discard("transformers")  # only Hugging Face backbones need it at inference
-    with tempfile.TemporaryDirectory(prefix="encoderflow-code-") as tmp:
-        for src in files:  # copy only the inference modules, keeping the package layout
-            dest = Path(tmp) / src.relative_to(code_root)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-        entry = Path(tmp) / pyfunc_model.ENTRY_FILE
-        entry.write_text(pyfunc_model.ENTRY_SOURCE, encoding="utf-8")
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(entry),  # models-from-code: nothing is pickled
-            artifacts={"model": str(paths.finetuned)},
-            code_paths=[str(Path(tmp) / "components")],
-            pip_requirements=pyfunc_model.pip_requirements(third),
-            signature=_signature(labels),
-            input_example=pd.DataFrame({"text": EXAMPLE_TEXTS}),
-            registered_model_name=model_name,
-        )
 
 
 def _score(uri: str, texts: list[str], names: list[str]):
@@ -144,71 +73,203 @@ def _score(uri: str, texts: list[str], names: list[str]):
                                stage=STAGE) from None
 
 
-def run(cfg: Params, paths: Paths) -> dict:
-    import mlflow
-    import pandas as pd
+@dataclass
+class Candidate:
+    """One model the stage registers: the student (models/finetuned) or the teacher."""
+    role: str  # "student" | "teacher"
+    name: str  # the registered model
+    folder: Path
+    prefix: str  # its key prefix in reports/metrics.json: "model" | "teacher"
+    stages: tuple[str, ...]  # the stages whose MLflow run ids its lineage tags name
+    meta: dict = field(default_factory=dict)  # the folder's config.json
+    md5: str = ""  # DVC's hash of the folder
+    init: str = ""  # the checkpoint it was fine-tuned from (config.json "init")
+    tags: dict = field(default_factory=dict)
+    version: str | None = None
+    decision: object = None  # gate.Decision
 
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def run_prefix(self) -> str:
+        """Prefix of its gate tags / metrics in the register run ("" for the student)."""
+        return "" if self.role == "student" else f"{self.role}."
+
+
+def teacher_candidate(paths: Paths, model_name: str, metrics: dict) -> Candidate | None:
+    """The teacher to register, or None when it is disabled (models/teacher/DISABLED.json) or absent."""
+    from components.evaluation import teacher as teacher_model
+    from components.registry.client import teacher_name
+
+    folder = teacher_model.folder(paths.teacher_model)
+    if folder is None:
+        return None
+    if "teacher.accuracy" not in metrics:
+        raise DataError(f"{paths.report('metrics')}: key 'teacher.accuracy' not found ({folder} holds a "
+                        "teacher model: re-run evaluate)", stage=STAGE)
+    meta = _read_json(folder / CONFIG)
+    return Candidate("teacher", teacher_name(model_name), folder, "teacher", TEACHER_RUN_STAGES, meta,
+                     init=str(meta.get("init") or "unknown"))
+
+
+def registered_copy(client, cand: Candidate, md5: str) -> str | None:
+    """The newest version of cand.name when it holds this very folder (tag encoderflow.model_md5
+    equal to `md5`) and its gate finished (tag gate.decision); else None."""
+    from components.registry import client as registry
+
+    mv = registry.latest_version(client, cand.name)
+    tags = (mv.tags or {}) if mv is not None else {}
+    return str(mv.version) if md5 and tags.get(MD5_TAG) == md5 and tags.get("gate.decision") else None
+
+
+def teacher_tags(cand: Candidate, metrics: dict) -> dict[str, str]:
+    """What the student's version (and the teacher's own) record about the teacher."""
+    return {"encoderflow.teacher_init": cand.init,
+            "encoderflow.teacher_test_accuracy": f"{metrics['teacher.accuracy']:.4f}",
+            "encoderflow.teacher_md5": cand.md5}
+
+
+def description(cand: Candidate, metrics: dict, student: str, teacher: Candidate | None) -> str:
+    labels = ", ".join(cand.meta["labels"])
+    if cand.role == "teacher":
+        text = (f"Teacher of `{student}`: {cand.init} fine-tuned on the train "
+                f"split ({labels}). The student distils from its labels; it is slower and aims to be more "
+                f"accurate. Serve it with `mlflow models serve -m models:/{cand.name}@champion`.")
+    else:
+        text = f"Fine-tuned encoderflow classifier ({labels})."
+        if teacher is not None:
+            text += (f" Teacher: {teacher.init}, registered as "
+                     f"`{teacher.name}` version {teacher.version}.")
+    return f"{text}\n\nTest metrics at evaluate time:\n\n{metrics_table(metrics, cand.prefix)}\n"
+
+
+def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
+    """Log + register cand's pyfunc in the active run, then tag it (description comes later)."""
+    kind = cand.meta.get("backbone", {}).get("kind", "")
+    info = log_pyfunc(paths, cand.name, list(cand.meta["labels"]), kind, folder=cand.folder,
+                      artifact_name="model" if cand.role == "student" else cand.role)
+    cand.version = str(info.registered_model_version)
+    cand.tags.update({"encoderflow.role": cand.role})
+    cand.tags.update({f"metric.{m}": f"{metrics[f'{cand.prefix}.{m}']:.4f}" for m in TABLE_METRICS
+                      if f"{cand.prefix}.{m}" in metrics})
+    for key, value in cand.tags.items():
+        client.set_model_version_tag(cand.name, cand.version, key, value)
+
+
+def judge(client, cand: Candidate, texts: list[str], names: list[str], rc, tfidf, seed: int) -> None:
+    """Score cand's new version and its model's @champion on the test split; set cand.decision."""
     from components.evaluation import gate
+    from components.registry import client as registry
+
+    champion = registry.aliases(registry.get_model(client, cand.name)).get(registry.CHAMPION)
+    new_correct = _score(cand.uri, texts, names)
+    champ_correct = _score(f"models:/{cand.name}/{champion}", texts, names) if champion else None
+    cand.decision = gate.decide(new_correct, champ_correct, champion_version=champion,
+                                min_gain=rc.min_gain, floor_accuracy=rc.floor_accuracy,
+                                tfidf_accuracy=tfidf, samples=rc.bootstrap_samples, seed=seed)
+
+
+def apply(client, cand: Candidate) -> dict:
+    """Record cand's gate decision in the run and on the version, move the alias; its report."""
+    import mlflow
 
     from components.registry import client as registry
 
-    from components.core import tracking
+    d, pre = cand.decision, cand.run_prefix
+    numbers = {k: v for k, v in d.as_dict().items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
+    mlflow.log_metrics({f"{pre}gate.{k}": float(v) for k, v in numbers.items()})
+    mlflow.set_tags({f"{pre}gate.decision": d.alias, f"{pre}gate.version": cand.version,
+                     f"{pre}gate.reason": d.reason[:500]})
+    mlflow.log_dict(d.as_dict(), f"gate/{pre}decision.json")
+    client.set_model_version_tag(cand.name, cand.version, "gate.decision", d.alias)
+    registry.set_alias(client, cand.name, d.alias, cand.version, action="gate", by="gate",
+                       note=d.reason, numbers=numbers)
+    return {"model_name": cand.name, "version": cand.version, "model_uri": cand.uri, "decision": d.alias,
+            "reason": d.reason, "gate": d.as_dict(), "tags": cand.tags}
+
+
+def _test_rows(paths: Paths) -> tuple[list[str], list[str]]:
+    import pandas as pd
+
+    if not paths.split("test").is_file():
+        raise DataError(f"{paths.split('test')}: not found (run ingest first)", stage=STAGE)
+    test = pd.read_parquet(paths.split("test"), columns=["text", "label_name"])
+    if len(test) == 0:
+        raise DataError(f"{paths.split('test')}: no rows to score the gate on", stage=STAGE)
+    return test["text"].astype(str).tolist(), test["label_name"].astype(str).tolist()
+
+
+def run(cfg: Params, paths: Paths) -> dict:
+    import mlflow
+
+    from components.core import lineage, tracking
     from components.core.atomic import write_json
+    from components.evaluation import gate
+    from components.registry import client as registry
 
     rc = cfg.register
-    meta = _read_json(paths.finetuned / CONFIG)
     metrics = _read_json(paths.report("metrics"))
+    student = Candidate("student", rc.model_name, paths.finetuned, "model", RUN_STAGES,
+                        _read_json(paths.finetuned / CONFIG))
     tfidf = None
     if rc.floor_vs_tfidf:
         if gate.TFIDF_KEY not in metrics:
             raise DataError(f"{paths.report('metrics')}: key '{gate.TFIDF_KEY}' not found (needed by "
                             "register.floor_vs_tfidf; set it to false to skip that floor)", stage=STAGE)
         tfidf = float(metrics[gate.TFIDF_KEY])
-    if not paths.split("test").is_file():
-        raise DataError(f"{paths.split('test')}: not found (run ingest first)", stage=STAGE)
-    test = pd.read_parquet(paths.split("test"), columns=["text", "label_name"])
-    if len(test) == 0:
-        raise DataError(f"{paths.split('test')}: no rows to score the gate on", stage=STAGE)
-    texts, names = test["text"].astype(str).tolist(), test["label_name"].astype(str).tolist()
+    teacher = teacher_candidate(paths, rc.model_name, metrics)
+    texts, names = _test_rows(paths)
 
     client = registry.connect(cfg.project, paths.root)  # one-line error if unreachable
-    name = rc.model_name
-    registry.sync(client, name)
-    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run:
-        info = log_pyfunc(paths, name, list(meta["labels"]), meta.get("backbone", {}).get("kind", ""))
-        version = str(info.registered_model_version)
-        tags = lineage_tags(paths, client, run.info.experiment_id, run.info.run_id)
-        tags.update({f"metric.{m}": f"{metrics[f'model.{m}']:.4f}" for m in TABLE_METRICS
-                     if f"model.{m}" in metrics})
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, value)
-        client.update_model_version(name, version, description=(
-            f"Fine-tuned encoderflow classifier ({', '.join(meta['labels'])}).\n\n"
-            f"Test metrics at evaluate time:\n\n{metrics_table(metrics)}\n"))
+    for name in (student.name, registry.teacher_name(rc.model_name)):
+        registry.sync(client, name)
+    teacher_report: dict = {"model_name": registry.teacher_name(rc.model_name), "enabled": teacher is not None,
+                            "registered": False}
+    if teacher is None:
+        teacher_report["reason"] = "no teacher model (teacher.enabled: false, or no models/teacher)"
+    else:
+        teacher.md5 = lineage.dir_md5(teacher.folder)
+        teacher_report["model_md5"] = teacher.md5
+        same = registered_copy(client, teacher, teacher.md5)
+        if same:
+            teacher.version = same
+            teacher_report.update(version=same, model_uri=teacher.uri, decision="skipped",
+                                  reason=f"models/teacher unchanged since version {same} "
+                                         f"({MD5_TAG} {teacher.md5})")
+            print(f"register: {teacher.name}: {teacher_report['reason']}; not registered again", flush=True)
+    to_register = [c for c in (teacher, student) if c is not None and c.version is None]
 
-        champion = registry.aliases(registry.get_model(client, name)).get(registry.CHAMPION)
-        t0 = time.perf_counter()  # time.compute_s: the gate (load + score both versions, bootstrap)
-        new_correct = _score(f"models:/{name}/{version}", texts, names)
-        champ_correct = _score(f"models:/{name}/{champion}", texts, names) if champion else None
-        decision = gate.decide(new_correct, champ_correct, champion_version=champion,
-                               min_gain=rc.min_gain, floor_accuracy=rc.floor_accuracy,
-                               tfidf_accuracy=tfidf, samples=rc.bootstrap_samples,
-                               seed=cfg.project.seed)
+    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run:
+        exp, run_id = run.info.experiment_id, run.info.run_id
+        for cand in to_register:  # the teacher first: the student's tags name its version
+            cand.tags.update(lineage_tags(paths, client, exp, run_id, cand.folder, cand.stages))
+            if cand.role == "teacher":
+                cand.tags.update(teacher_tags(cand, metrics))
+            elif teacher is not None:
+                cand.tags.update({**teacher_tags(teacher, metrics), "encoderflow.teacher_version": teacher.version})
+            publish(paths, client, cand, metrics)
+        for cand in to_register:
+            client.update_model_version(cand.name, cand.version,
+                                        description=description(cand, metrics, student.name, teacher))
+        t0 = time.perf_counter()  # time.compute_s: the gates (load + score both versions, bootstrap)
+        for cand in to_register:  # every score before any alias moves
+            judge(client, cand, texts, names, rc, tfidf, cfg.project.seed)
         compute_s = time.perf_counter() - t0
-        numbers = {k: v for k, v in decision.as_dict().items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
-        mlflow.log_metrics({**{f"gate.{k}": float(v) for k, v in numbers.items()},
-                            "time.compute_s": compute_s})
-        mlflow.set_tags({"gate.decision": decision.alias, "gate.version": version,
-                         "gate.reason": decision.reason[:500]})
-        mlflow.log_dict(decision.as_dict(), "gate/decision.json")
-        client.set_model_version_tag(name, version, "gate.decision", decision.alias)
-        registry.set_alias(client, name, decision.alias, version, action="gate", by="gate",
-                           note=decision.reason, numbers=numbers)
-        report = {"model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
-                  "decision": decision.alias, "reason": decision.reason, "gate": decision.as_dict(),
-                  "run_id": run.info.run_id, "tags": tags,
+        reports = {cand.role: apply(client, cand) for cand in (student, teacher) if cand in to_register}
+        mlflow.log_metric("time.compute_s", compute_s)
+        if "teacher" in reports:
+            teacher_report.update(registered=True, **reports["teacher"])
+        mlflow.set_tags({"teacher.registered": str(teacher_report["registered"]).lower(),
+                         "teacher.note": teacher_report.get("reason", "")[:500]})
+        report = {**reports["student"], "run_id": run_id, "teacher": teacher_report,
                   "flow_run_id": os.environ.get("ENCODERFLOW_FLOW_RUN_ID", "")}
         write_json(paths.report(STAGE), report)
         mlflow.log_artifact(str(paths.report(STAGE)), "gate")
-    return {"version": version, "decision": decision.alias, "accuracy": round(decision.accuracy, 4)}
+    out = {"version": student.version, "decision": student.decision.alias,
+           "accuracy": round(student.decision.accuracy, 4)}
+    if teacher is not None:
+        out.update(teacher_version=teacher.version, teacher_decision=teacher_report["decision"])
+    return out
