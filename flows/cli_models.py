@@ -1,8 +1,11 @@
 """CLI commands for the model registry and inference (registered on the `encoderflow` app).
 
-    encoderflow models [--history]       versions, aliases, metrics, lineage / audit trail
+    encoderflow models [--history]       versions, aliases, metrics, lineage / audit trail of the
+                                         student and its teacher (<name>-teacher)
     encoderflow promote VERSION          @champion -> VERSION (the old one is remembered)
     encoderflow rollback                 @champion -> the previous champion
+        (models / promote / rollback take --model NAME: default register.model_name,
+         the student; --model <name>-teacher acts on the teacher)
     encoderflow predict INPUT -o OUT     labels + probabilities, streamed in batches
     encoderflow embed INPUT -o OUT       sentence vectors (.parquet or .npy)
     encoderflow ui                       MLflow UI on the project's store (127.0.0.1)
@@ -44,21 +47,30 @@ def _short(value: str, n: int = 8) -> str:
     return value[:n] if value else "-"
 
 
+NameOpt = typer.Option(None, "--model", help="Registered model name (default: register.model_name, the "
+                       "student; <register.model_name>-teacher is its teacher).")
+
+
+def _name(cfg, name: Optional[str]) -> str:
+    return name or cfg.register.model_name
+
+
 @app.command()
 def promote(version: str = typer.Argument(..., help="Model version to make @champion."),
-            params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+            model: Optional[str] = NameOpt, params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Make VERSION the @champion (the replaced champion can be restored with `rollback`)."""
     try:
         from components.registry import client as registry
         from components.core import runlock
 
         cfg = _cfg(params, set_)
+        name = _name(cfg, model)
         with runlock.hold("."):  # not while this project's pipeline may be moving aliases
-            name = cfg.register.model_name
             changed, old = registry.promote(_client(cfg), name, version)
+        undo = "encoderflow rollback" + (f" --model {name}" if model else "")
         if changed:
             typer.echo(f"{name}: version {version} is now @champion"
-                       + (f" (previous champion: {old}; undo with `encoderflow rollback`)" if old else ""))
+                       + (f" (previous champion: {old}; undo with `{undo}`)" if old else ""))
         else:
             typer.echo(f"{name}: version {version} is already @champion")
     except EncoderflowError as e:
@@ -66,14 +78,14 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
 
 
 @app.command()
-def rollback(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+def rollback(model: Optional[str] = NameOpt, params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Return @champion to the previous champion (a second rollback undoes the first)."""
     try:
         from components.registry import client as registry
         from components.core import runlock
 
         cfg = _cfg(params, set_)
-        name = cfg.register.model_name
+        name = _name(cfg, model)
         with runlock.hold("."):  # not while this project's pipeline may be moving aliases
             replaced, restored = registry.rollback(_client(cfg), name)
         typer.echo(f"{name}: @champion rolled back from version {replaced} to version {restored}")
@@ -81,54 +93,89 @@ def rollback(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
         fail(e)
 
 
+def _history_table(registry, client, name: str):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"{name}: alias changes (oldest first)", box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("time", "action", "by", "alias", "change", "status", "note"):
+        table.add_column(col)
+    for rec in registry.history(registry.get_model(client, name)):
+        if rec.get("action") == "external":
+            change = ", ".join(f"@{a}: {o or '-'} -> {v or '-'}" for a, (o, v) in rec["changes"].items())
+            alias = ", ".join(rec["changes"])
+        else:
+            change, alias = f"{rec.get('from') or '-'} -> {rec.get('version')}", rec.get("alias", "")
+        table.add_row(rec.get("time", ""), rec.get("action", ""), rec.get("by", ""), alias,
+                      change, rec.get("status", ""), str(rec.get("note", ""))[:60])
+    return table
+
+
+def _versions_table(registry, client, name: str):
+    """One row per version. `teacher` (only when some version has one) names the teacher:
+    its init, and for the student the teacher's registered version; `train run` is the
+    finetune (student) or teacher run. The key columns never shrink below their values."""
+    from rich import box
+    from rich.table import Table
+
+    rows = registry.versions(client, name)
+    with_teacher = any("encoderflow.teacher_init" in r["tags"] for r in rows)
+    table = Table(title=f"{name}: registered versions", box=box.SIMPLE_HEAD, show_edge=False)
+    for col, width in (("version", 7), ("aliases", 11), ("created", 16), ("accuracy", 8), ("macro_f1", 8),
+                       ("gate", 10), ("teacher", 12), ("git", 8), ("data", 8), ("tokenizer", 8),
+                       ("train run", 8), ("flow run", 8)):
+        if col != "teacher" or with_teacher:
+            table.add_column(col, min_width=width)
+    for row in rows:
+        t = row["tags"]
+        git = _short(t.get("encoderflow.git_sha", "")) + ("+dirty" if t.get("encoderflow.git_dirty") == "true" else "")
+        teacher = t.get("encoderflow.teacher_init", "-")
+        if t.get("encoderflow.teacher_version"):
+            teacher += f" v{t['encoderflow.teacher_version']}"
+        train = t.get("encoderflow.finetune_run_id") or t.get("encoderflow.teacher_run_id", "")
+        cells = [row["version"], " ".join(f"@{a}" for a in row["aliases"]), row["created"],
+                 t.get("metric.accuracy", "-"), t.get("metric.macro_f1", "-"), t.get("gate.decision", "-")]
+        cells += [teacher] if with_teacher else []
+        cells += [git, _short(t.get("encoderflow.data_md5", "")), _short(t.get("encoderflow.tokenizer_md5", "")),
+                  _short(train), _short(t.get("encoderflow.flow_run_id", ""))]
+        table.add_row(*cells)
+    return table
+
+
 @app.command()
 def models(history: bool = typer.Option(False, "--history", help="Show the audit trail of alias changes."),
+           model: Optional[str] = typer.Option(None, "--model", help="Only this registered model "
+                                               "(default: the student register.model_name and, when "
+                                               "registered, its teacher <register.model_name>-teacher)."),
            params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
-    """List registered versions with aliases, key metrics and lineage (or the alias history)."""
+    """List registered versions with aliases, key metrics and lineage (or the alias history),
+    for the student and its teacher."""
     try:
         from rich.console import Console
-        from rich.table import Table
 
         from components.registry import client as registry
 
         cfg = _cfg(params, set_)
-        client, name = _client(cfg), cfg.register.model_name
+        client, name = _client(cfg), _name(cfg, model)
         if registry.get_model(client, name) is None:
             raise EncoderflowError(f"registered model {name!r} not found (run the register stage first)")
-        registry.sync(client, name)  # records alias changes made in the UI since last time
-        console = Console(width=max(120, Console().width))
-        if history:
-            table = Table(title=f"{name}: alias changes (oldest first)")
-            for col in ("time", "action", "by", "alias", "change", "status", "note"):
-                table.add_column(col)
-            for rec in registry.history(registry.get_model(client, name)):
-                if rec.get("action") == "external":
-                    change = ", ".join(f"@{a}: {o or '-'} -> {v or '-'}" for a, (o, v) in rec["changes"].items())
-                    alias = ", ".join(rec["changes"])
-                else:
-                    change, alias = f"{rec.get('from') or '-'} -> {rec.get('version')}", rec.get("alias", "")
-                table.add_row(rec.get("time", ""), rec.get("action", ""), rec.get("by", ""), alias,
-                              change, rec.get("status", ""), str(rec.get("note", ""))[:60])
-        else:
-            table = Table(title=f"{name}: registered versions")
-            for col in ("version", "aliases", "created", "accuracy", "macro_f1", "gate", "git", "data",
-                        "tokenizer", "finetune run", "flow run"):
-                table.add_column(col)
-            for row in registry.versions(client, name):
-                t = row["tags"]
-                git = _short(t.get("encoderflow.git_sha", "")) + ("+dirty" if t.get("encoderflow.git_dirty") == "true" else "")
-                table.add_row(row["version"], " ".join(f"@{a}" for a in row["aliases"]), row["created"],
-                              t.get("metric.accuracy", "-"), t.get("metric.macro_f1", "-"),
-                              t.get("gate.decision", "-"), git, _short(t.get("encoderflow.data_md5", "")),
-                              _short(t.get("encoderflow.tokenizer_md5", "")),
-                              _short(t.get("encoderflow.finetune_run_id", "")),
-                              _short(t.get("encoderflow.flow_run_id", "")))
-        console.print(table)
+        names = [name]
+        teacher = registry.teacher_name(name)
+        if model is None and registry.get_model(client, teacher) is not None:
+            names.append(teacher)
+        console = Console(width=max(150, Console().width))
+        for i, each in enumerate(names):
+            registry.sync(client, each)  # records alias changes made in the UI since last time
+            if i:
+                console.print()
+            console.print(_history_table(registry, client, each) if history
+                          else _versions_table(registry, client, each))
     except EncoderflowError as e:
         fail(e)
 
 
-ModelOpt = typer.Option(None, "--model", "-m", help="MLflow model URI [default: models:/<register.model_name>@champion].")
+ModelOpt = typer.Option(None, "--model", "-m", help="MLflow model URI (default: @champion of register.model_name, "
+                        "the student; e.g. models:/encoderflow-teacher@champion for the teacher).")
 OutOpt = typer.Option(..., "--output", "-o", help="Output file.")
 ColumnOpt = typer.Option("text", "--text-column", help="Column holding the text.")
 

@@ -6,8 +6,10 @@ failed run too (reports of stages that did not run are left out as stale):
 - data counts from reports/ingest.json, the validation result from
   reports/validation.json;
 - metrics vs baselines from reports/metrics.json (flat `model.accuracy`,
-  `tfidf_lr.accuracy`, ... keys: one column per prefix);
-- the registered version from reports/register.json when it exists.
+  `teacher.accuracy`, `baseline.tfidf_lr.accuracy`, ... keys: one column per
+  scorer), and the student / teacher texts/s from reports/speed.json;
+- the registered versions (student, and the teacher when registered) from
+  reports/register.json when it exists.
 """
 
 from __future__ import annotations
@@ -57,25 +59,47 @@ def _producer(report: str) -> str | None:
     return next((s.name for s in STAGES if path in s.metrics), None)
 
 
+LEADS = ("model", "teacher")  # scorers with their own top-level prefix, in column order
+
+
+def speed_line(speed: dict) -> str:
+    """reports/speed.json in one line.
+
+    >>> speed_line({"speed.student_texts_per_s": 900.0, "speed.teacher_texts_per_s": 150.0,
+    ...             "speed.ratio": 6.0, "speed.threads": 2, "speed.n_texts": 500, "speed.batch_size": 64})
+    'student 900.0 texts/s · teacher 150.0 texts/s · student 6.00x faster (500 test texts, batch 64, 2 threads)'
+    """
+    parts = [f"student {speed.get('speed.student_texts_per_s', '?')} texts/s"]
+    if speed.get("speed.teacher_texts_per_s") is not None:
+        parts.append(f"teacher {speed['speed.teacher_texts_per_s']} texts/s")
+    if isinstance(speed.get("speed.ratio"), (int, float)):
+        parts.append(f"student {speed['speed.ratio']:.2f}x faster")
+    return (" · ".join(parts) + f" ({speed.get('speed.n_texts', '?')} test texts, batch "
+            f"{speed.get('speed.batch_size', '?')}, {speed.get('speed.threads', '?')} threads)")
+
+
 def metrics_table(metrics: dict) -> list[str]:
-    """Flat `model.X` / `baseline.NAME.X` keys -> one row per headline metric X,
-    one column for the model and one per baseline (per-class values left out).
+    """Flat `model.X` / `teacher.X` / `baseline.NAME.X` keys -> one row per headline
+    metric X, one column for the model, the teacher (when enabled) and each baseline
+    (per-class values left out).
 
     >>> metrics_table({"model.accuracy": 0.9, "baseline.majority.accuracy": 0.5})
     ['| metric | model | majority |', '|---|---|---|', '| accuracy | 0.9000 | 0.5000 |']
+    >>> metrics_table({"model.accuracy": 0.9, "teacher.accuracy": 0.95})[0]
+    '| metric | model | teacher |'
     """
     flat = flatten(metrics)
     columns: dict[str, dict[str, float]] = {}
     for key, value in flat.items():
         head, _, rest = key.partition(".")
-        if head == "model":
-            columns.setdefault("model", {})[rest] = value
+        if head in LEADS:
+            columns.setdefault(head, {})[rest] = value
         elif head in ("baseline", "baselines") and "." in rest:
             name, _, metric = rest.partition(".")
             columns.setdefault(name, {})[metric] = value
     if "model" not in columns:
         return [f"- {k}: {_fmt(v)}" for k, v in sorted(flat.items())]
-    order = ["model"] + sorted(c for c in columns if c != "model")
+    order = [c for c in LEADS if c in columns] + sorted(c for c in columns if c not in LEADS)
     lines = ["| metric | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
     for name in sorted(n for n in columns["model"] if "." not in n):
         cells = [_fmt(columns[c][name]) if name in columns[c] else "" for c in order]
@@ -130,9 +154,16 @@ def render(results: list[dict], stage_names: list[str], paths: Paths, *,
     metrics = report("metrics")
     if metrics:
         lines += ["", "## Metrics vs baselines (test split)", ""] + metrics_table(metrics)
+    speed = report("speed")
+    if speed:
+        lines += ["", "Speed (measured in the evaluate stage; varies run to run): " + speed_line(speed)]
 
     register = report("register")
     if register:
         lines += ["", "## Registered model", ""]
         lines += [f"- {k}: `{v}`" for k, v in register.items() if not isinstance(v, (dict, list))]
+        teacher = register.get("teacher")
+        if isinstance(teacher, dict):
+            lines += ["", "## Registered teacher", ""]
+            lines += [f"- {k}: `{v}`" for k, v in teacher.items() if not isinstance(v, (dict, list))]
     return "\n".join(lines) + "\n"
