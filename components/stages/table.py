@@ -54,14 +54,19 @@ STAGES: tuple[Stage, ...] = (
     Stage("finetune", "components.stages.finetune", ("project", "model", "finetune"),
           ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained", "data/teacher"),
           ("models/finetuned",), ("reports/finetune.json",), ("reports/finetune_curve.csv",)),
-    # The curve CSVs are deps because evaluate draws them into reports/plots/.
+    # The curve CSVs are deps because evaluate draws them into reports/plots/; models/teacher
+    # is scored next to the model (the teacher.* row). reports/speed.json (texts/s) differs
+    # run to run, so it is kept out of the byte-reproducible metrics.json.
     Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate"),
           ("data/prepared", "data/tokenized", "models/tokenizer", "models/finetuned",
-           "models/pretrained", "reports/pretrain_curve.csv", "reports/finetune_curve.csv"),
-          (), ("reports/metrics.json",), ("reports/plots",)),
-    # Registers a version of register.model_name and moves @champion/@challenger.
+           "models/pretrained", "models/teacher", "reports/pretrain_curve.csv",
+           "reports/finetune_curve.csv"),
+          (), ("reports/metrics.json", "reports/speed.json"), ("reports/plots",)),
+    # Registers a version of register.model_name (the student) and of <model_name>-teacher
+    # (when enabled and changed), and moves each one's @champion/@challenger.
     Stage("register", "components.stages.register", ("project", "register"),
-          ("models/finetuned", "reports/metrics.json", "data/prepared"), (), ("reports/register.json",)),
+          ("models/finetuned", "models/teacher", "reports/metrics.json", "data/prepared"), (),
+          ("reports/register.json",)),
 )
 
 NAMES = tuple(s.name for s in STAGES)
