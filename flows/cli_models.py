@@ -94,10 +94,9 @@ def rollback(model: Optional[str] = NameOpt, params: Path = ParamsOpt, set_: Opt
 
 
 def _history_table(registry, client, name: str):
-    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{name}: alias changes (oldest first)", box=box.SIMPLE_HEAD, show_edge=False)
+    table = Table(title=f"{name}: alias changes (oldest first)")
     for col in ("time", "action", "by", "alias", "change", "status", "note"):
         table.add_column(col)
     for rec in registry.history(registry.get_model(client, name)):
