@@ -146,13 +146,13 @@ def on_frontier(points: dict[str, tuple[float, float]]) -> set[str]:
 
 
 def frontier(args) -> None:
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.distill]
+    shapes = [S.parse_shape(s) for s in (args.shapes or (SMOKE_SHAPES if args.smoke else DEFAULT_SHAPES)).split(",")]
     S.set_threads(args.threads)
     C.header("student frontier: accuracy and served speed vs the teacher")
-    modes = {"on": [True], "off": [False], "both": [False, True]}[args.distill]
     ws = S.open_workspace(args, need_teacher=True)
     try:
-        measure(ws, args, [S.parse_shape(s) for s in (args.shapes or
-                           (SMOKE_SHAPES if args.smoke else DEFAULT_SHAPES)).split(",")], modes)
+        measure(ws, args, shapes, modes)
     finally:
         ws.close(args.keep)
 
@@ -234,7 +234,7 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
                      fmt(t_acc), f"{speed:,.0f}", fmt(t_tps, "{:,.0f}"),
                      "—" if not t_tps else f"{speed / t_tps:.1f}×", "✓" if s["name"] in best else ""])
     if teacher is not None:
-        rows.append([f"teacher ({teacher.meta.get('init', 'models/teacher')})",
+        rows.append([f"teacher ({Path(str(teacher.meta.get('init', 'models/teacher'))).name})",
                      f"{S.count_params(teacher.net) / 1e6:.2f}", "—", f"{t_acc:.4f}", f"{nb:.4f}",
                      f"{t_acc:.4f}", f"{t_tps:,.0f}", f"{t_tps:,.0f}", "1.0×", "✓" if "teacher" in best else ""])
     n_test = int(next(iter(scored.values()))["n"])
@@ -242,7 +242,7 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
     print(f"\n## Student frontier ({n_test} test texts; pretraining {steps} steps per shape; fine-tuning "
           f"max {args.epochs or ft.max_epochs} epochs, lr {ft.lr:g}, distill alpha {ft.distill.alpha:g}, "
           f"T {ft.distill.temperature:g}, loss {ft.distill.loss}; speed: {n_timed} test texts, batch 64, "
-          f"{args.rounds} rounds, {_threads()} threads)\n")
+          f"{args.rounds} rounds, torch threads {_threads()})\n")
     print(C.md_table(["shape", "params (M)", "distill", "test accuracy", "NB-LR accuracy", "teacher accuracy",
                       "student texts/s", "teacher texts/s", "× teacher", "frontier"], rows))
 
@@ -259,19 +259,20 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
     tf = scored["baseline.tfidf_lr"]["accuracy"]
     print()
     for s in students:
+        if s["init"] != "pretrained":
+            continue
         acc, speed = points[s["name"]]
         line = (f"{s['name']}: {100 * (acc - tf):+.1f} points vs TF-IDF+LR (target > 0: "
                 f"{'met' if acc > tf else 'NOT met'}), {100 * (acc - nb):+.1f} vs NB-LR")
+        rand = scored.get(f"{s['name']}, random init")
+        if rand is not None:
+            gain = 100 * (acc - rand["accuracy"])
+            line += f", pretraining gain {gain:+.1f} (target >= +3.0: {'met' if gain >= 3.0 else 'NOT met'})"
         if t_acc is not None:
             ratio = speed / t_tps
             line += (f", {100 * (acc - t_acc):+.1f} vs the teacher at {ratio:.1f}× its texts/s "
                      f"(target >= {SPEED_TARGET:g}×: {'met' if ratio >= SPEED_TARGET else 'NOT met'})")
         print(line)
-        rand = scored.get(f"{s['name']}, random init")
-        if s["init"] == "pretrained" and rand is not None:
-            gain = 100 * (acc - rand["accuracy"])
-            print(f"  pretraining gain (vs random init, same budget): {gain:+.1f} points (target >= +3.0): "
-                  f"{'met' if gain >= 3.0 else 'NOT met'}")
     print("\ntime (s): " + ", ".join(f"{k} {v:.0f}" for k, v in {**ws.stage_seconds, **timings}.items()))
 
 
@@ -300,10 +301,7 @@ def main() -> None:
                     help="the earlier benchmark: `encoderflow run` of the default recipe in a scratch project "
                          "(or --project's reports/metrics.json) and the model vs its baselines")
     args = ap.parse_args()
-    if args.pipeline:
-        pipeline(args)
-    else:
-        frontier(args)
+    S.main(pipeline if args.pipeline else frontier, args)
 
 
 if __name__ == "__main__":
