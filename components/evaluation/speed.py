@@ -27,7 +27,7 @@ def throughput(models: dict[str, Callable[[list[str], int], object]], texts: lis
     """name -> texts/s for models given as fn(texts, batch_size) (e.g. predict_proba).
 
     >>> fast = lambda t, b: time.sleep(0.001)
-    >>> slow = lambda t, b: time.sleep(0.004)
+    >>> slow = lambda t, b: time.sleep(0.03)
     >>> out = throughput({"fast": fast, "slow": slow}, ["x"] * 10, rounds=2)
     >>> list(out), out["fast"] > out["slow"] > 0
     (['fast', 'slow'], True)
