@@ -53,6 +53,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 from flows.stagerun import SUBPROCESS_ENV  # noqa: E402
+
 TARGET = 0.10  # overhead share of the total wall time
 TASK_LINE = re.compile(r"\b([a-z_]+): (ran|skipped) \((\d+(?:\.\d+)?)s\)")
 PARENT = re.compile(r"parent run 'pipeline' ([0-9a-f]{32})")

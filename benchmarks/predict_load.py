@@ -109,11 +109,11 @@ def register_folder(folder: Path, project: Path) -> str:
     """Log a fine-tuned folder as pyfunc version 1 of MODEL_NAME in `project`'s default store."""
     import mlflow
 
-    from components.stages import register
     from components.core.config import Params
-    from components.model.classifier import TextClassifier
     from components.core.paths import Paths
     from components.core.tracking import experiment_id
+    from components.model.classifier import TextClassifier
+    from components.stages import register
 
     paths = Paths.at(project)
     shutil.copytree(folder, paths.finetuned)
@@ -169,8 +169,8 @@ def worker(uri: str, src: str, batch_rows: int) -> None:
     from components.core import env
 
     env.configure()
-    from components.registry import predict
     from components.core.config import Params, load_params
+    from components.registry import predict
     from components.registry.client import connect
 
     cfg = load_params(Path("params.yaml")) if Path("params.yaml").is_file() else Params()

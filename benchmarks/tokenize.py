@@ -72,8 +72,8 @@ def main(argv=None) -> dict:
     import pyarrow as pa
 
     from components.core.config import Params, load_params
-    from components.stages.tokenize import _quiet_datasets, encode_dataset
     from components.data.tokenizer_train import train_tokenizer
+    from components.stages.tokenize import _quiet_datasets, encode_dataset
 
     _quiet_datasets(show_progress=False)
     cfg = load_params(args.params) if Path(args.params).is_file() else Params()

@@ -32,9 +32,8 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
 
 def fail(err: BaseException) -> None:
     """Print a one-line error (traceback only with --debug) and exit non-zero."""
-    from flows.stagerun import write_error
-
     from components.core.redact import redact
+    from flows.stagerun import write_error
 
     message = redact(str(err))  # no URI credentials in terminals, CI logs or run tags
     write_error(message)  # for the flow that started this stage, if any

@@ -26,8 +26,8 @@ def stage(
     env.configure()
     try:
         from components.core import runlock
-        from components.stages import table as stages
         from components.core.paths import Paths
+        from components.stages import table as stages
 
         st = stages.get(name)
         cfg = load(params, set_)
@@ -104,6 +104,7 @@ def check_params(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     env.configure()
     try:
         import dataclasses
+
         import yaml
 
         cfg = load(params, set_)

@@ -60,8 +60,8 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
             model: Optional[str] = NameOpt, params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Make VERSION the @champion (the replaced champion can be restored with `rollback`)."""
     try:
-        from components.registry import client as registry
         from components.core import runlock
+        from components.registry import client as registry
 
         cfg = _cfg(params, set_)
         name = _name(cfg, model)
@@ -81,8 +81,8 @@ def promote(version: str = typer.Argument(..., help="Model version to make @cham
 def rollback(model: Optional[str] = NameOpt, params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Return @champion to the previous champion (a second rollback undoes the first)."""
     try:
-        from components.registry import client as registry
         from components.core import runlock
+        from components.registry import client as registry
 
         cfg = _cfg(params, set_)
         name = _name(cfg, model)

@@ -28,17 +28,10 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from components.core import env
-
-from components.core import lineage
-
-from components.core import runlock
-
-from components.stages import table as stages
-
-from components.core import tracking
+from components.core import env, lineage, runlock, tracking
 from components.core.errors import ConfigError, EncoderflowError
 from components.core.paths import Paths
+from components.stages import table as stages
 from flows import stagerun, summary
 
 ARTIFACT_KEY = "encoderflow-run"
@@ -216,9 +209,12 @@ def run_local(root: str | Path = ".", params: str = "params.yaml",
     Flow heartbeats are off: they let a server detect crashed runs, and
     nothing watches an ephemeral API (saves ~1 s joining the heartbeat thread).
     """
-    from prefect.settings import (PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-                                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-                                  get_current_settings, temporary_settings)
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
+        temporary_settings,
+    )
 
     # The ephemeral API migrates a fresh database on first use: 20 s (Prefect's
     # default) is not enough on a busy 2-core laptop.

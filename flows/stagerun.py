@@ -157,8 +157,8 @@ def run_with_dvc(name: str, root: str | Path, env: dict[str, str] | None = None,
 
 def run_in_process(name: str, root: str | Path, cfg) -> StageResult:
     """Call the stage function directly (projects that are not DVC repos)."""
-    from components.stages import table as stages
     from components.core.paths import Paths
+    from components.stages import table as stages
 
     t0 = time.perf_counter()
     try:
@@ -354,9 +354,9 @@ def _handler(root: str | Path, err_file: str, commands: _Commands):
 def _call_stage(name: str, cwd: Path, env: dict[str, str]) -> None:
     """`encoderflow stage NAME` in this process; torch flags and os.environ restored after."""
     from components.core import env as project_env
-    from components.stages import table as stages
     from components.core.config import load_params
     from components.core.paths import Paths
+    from components.stages import table as stages
 
     saved_env = dict(os.environ)
     saved_torch = _torch_flags()

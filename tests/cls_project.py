@@ -12,8 +12,16 @@ import random
 
 import pandas as pd
 
-from components.core.config import (DistillConfig, EvaluateConfig, FinetuneConfig, ModelConfig, Params,
-                                    ProjectConfig, TeacherConfig, TokenizeConfig)
+from components.core.config import (
+    DistillConfig,
+    EvaluateConfig,
+    FinetuneConfig,
+    ModelConfig,
+    Params,
+    ProjectConfig,
+    TeacherConfig,
+    TokenizeConfig,
+)
 from components.core.paths import Paths
 
 POS = ["great", "fun", "wonderful", "moving", "brilliant", "charming", "superb", "delightful"]

@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import cls_project as cp
 from components.core.config import DistillConfig, parse_params
 from components.core.errors import ConfigError, DataError
 from components.data import transfer
@@ -21,6 +20,8 @@ from components.model import cls_data, lit_cls, train_set
 from components.model.classifier import TextClassifier
 from components.model.lit_cls import distill_loss, soft_term
 from components.stages import finetune
+
+import cls_project as cp
 
 
 def test_doctests():

@@ -11,10 +11,10 @@ import configparser
 
 import pytest
 
-from components.stages import dvcgraph
-
 from components.core import lineage
+from components.stages import dvcgraph
 from components.stages.table import NAMES, STAGES, Stage
+
 import flow_project as fp
 
 REPO = fp.REPO

@@ -9,13 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from components.evaluation import baselines
-
-from components.evaluation import behaviour
-
-from components.evaluation import metrics
-
-from components.evaluation import plots
+from components.evaluation import baselines, behaviour, metrics, plots
 
 # 5 rows, 2 classes. argmax: 0 0 1 1 0 vs labels 0 1 1 0 0 -> rows 0, 2, 4 right.
 PROBS = np.array([[0.9, 0.1], [0.65, 0.35], [0.3, 0.7], [0.15, 0.85], [0.55, 0.45]])
@@ -183,10 +177,10 @@ def test_plots_and_csvs(tmp_path):
 def test_evaluate_stage_is_flat_deterministic_and_logged(project):
     import mlflow
 
-    import cls_project as cp
-    from components.stages import evaluate
-    from components.stages import finetune
     from components.core.config import EvaluateConfig
+    from components.stages import evaluate, finetune
+
+    import cls_project as cp
 
     paths = cp.make_project(project)
     cfg = cp.tiny_params(max_epochs=1)
@@ -225,10 +219,10 @@ def test_evaluate_stage_is_flat_deterministic_and_logged(project):
 
 
 def test_evaluate_refuses_a_model_with_other_labels(project):
-    import cls_project as cp
-    from components.stages import evaluate
-    from components.stages import finetune
     from components.core.errors import DataError
+    from components.stages import evaluate, finetune
+
+    import cls_project as cp
 
     paths = cp.make_project(project, n_train=16, n_val=8, n_test=8)
     cfg = cp.tiny_params(max_epochs=1, init="random")

@@ -9,13 +9,14 @@ import shutil
 
 import pytest
 
-import cls_project as cp
-import teacher_model
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.evaluation import speed
 from components.evaluation import teacher as teacher_folder
 from components.stages import evaluate, finetune
+
+import cls_project as cp
+import teacher_model
 
 SPEED_KEYS = {"speed.batch_size", "speed.n_texts", "speed.rounds", "speed.threads",
               "speed.student_texts_per_s", "speed.ratio"}

@@ -50,9 +50,10 @@ def base(tmp_path_factory) -> Path:
     from mlflow import MlflowClient
 
     from components.core.config import load_params
-    from components.stages.ingest import ingest
     from components.core.paths import Paths
+    from components.stages.ingest import ingest
     from components.stages.tokenize import tokenize
+
     from cls_project import save_pretrained
 
     root = tmp_path_factory.mktemp("failure_base")

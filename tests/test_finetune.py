@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-import cls_project as cp
-from components.stages import finetune
 from components.core.errors import ConfigError
 from components.model import classifier, cls_data, lit_cls, optim
 from components.model.classifier import TextClassifier
+from components.stages import finetune
+
+import cls_project as cp
 
 TEXTS = ["a great fun film with john", "boring and awful , 2 hours", "the story was dull", "superb"]
 

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.data import sample
 from components.core.config import IngestConfig, Params
 from components.core.errors import DataError
-from components.stages.ingest import ingest, ingest_chunks, run
 from components.core.paths import Paths
+from components.data import sample
 from components.data.prepare import normalize, prepare, split_of, text_id
 from components.data.readers import Chunk
+from components.stages.ingest import ingest, ingest_chunks, run
 
 
 def _chunk(texts, labels=None, origin="mem.csv") -> Chunk:

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import tiny_pipeline
-from components.registry import predict
 from components.core.config import load_params
 from components.core.errors import DataError, EncoderflowError
 from components.core.paths import Paths
+from components.registry import predict
+
+import tiny_pipeline
 
 URI = "models:/encoderflow@champion"
 

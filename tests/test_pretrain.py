@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from components.core.config import parse_params
 from components.core.errors import DataError
-from components.model.data import IGNORE, MLMBatches, mask_tokens, pack
 from components.core.paths import Paths
+from components.model.data import IGNORE, MLMBatches, mask_tokens, pack
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = "the a film movie good bad great dull plot actor story funny boring scene music long short " \
@@ -169,8 +169,8 @@ def test_lr_schedule_and_precision():
 
 @pytest.mark.parametrize("family", ["transformer", "lstm", "cnn"])
 def test_fast_dev_run_every_family(tiny_project, family):
-    from components.stages import pretrain
     from components.model.io import load_encoder
+    from components.stages import pretrain
 
     cfg = tiny_cfg()
     cfg = parse_params({"model": {**vars(cfg.model), "family": family}, "pretrain": vars(cfg.pretrain)})
@@ -272,8 +272,8 @@ def test_corrupt_checkpoint_gives_one_line_error(tiny_project):
 
 
 def test_missing_inputs_and_bad_seq_len(project):
-    from components.stages import pretrain
     from components.core.errors import ConfigError
+    from components.stages import pretrain
 
     with pytest.raises(DataError, match="tokenizer.json: not found"):
         pretrain.run(tiny_cfg(), Paths.at(project))

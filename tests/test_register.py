@@ -16,13 +16,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import tiny_pipeline
-from tiny_pipeline import register, registry_client
 from components.core import lineage
-from components.registry import client as registry
 from components.core.config import load_params
 from components.core.errors import DataError, EncoderflowError
 from components.core.paths import Paths
+from components.registry import client as registry
+
+import tiny_pipeline
+from tiny_pipeline import register, registry_client
 
 NAME = "encoderflow"
 ROOT = Path(__file__).resolve().parent.parent  # the checkout

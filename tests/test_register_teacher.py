@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import teacher_model
-import tiny_pipeline
-from tiny_pipeline import register, registry_client
 from components.core import lineage
 from components.core.paths import Paths
 from components.registry import client as registry
+
+import teacher_model
+import tiny_pipeline
+from tiny_pipeline import register, registry_client
 
 NAME, TEACHER = "encoderflow", "encoderflow-teacher"
 

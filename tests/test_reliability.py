@@ -27,10 +27,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from components.registry import client as registry
-
 from components.core import runlock
+from components.registry import client as registry
 from components.stages.table import NAMES
+
 import flow_project as fp
 import tiny_pipeline
 
@@ -150,11 +150,10 @@ def _mlflow_runs(root: Path):
 
 @pytest.mark.slow
 def test_failing_stage_fails_everything_that_tracks_it_and_stops_the_run(tmp_path, monkeypatch):
+    import typer
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.testing.utilities import prefect_test_harness
-
-    import typer
 
     from flows import cli
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows import schedule
+
 import flow_project as fp
 
 CRON = "0 3 * * *"

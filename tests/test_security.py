@@ -20,12 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import tiny_pipeline
 from components.core import redact as redact_mod
 from components.core.config import Params, ProjectConfig, load_params
 from components.core.errors import DataError
 from components.core.redact import redact
 from flows import schedule
+
+import tiny_pipeline
 
 SECRET = "s3cret"
 REPO = Path(__file__).resolve().parents[1]
@@ -185,9 +186,9 @@ def test_model_folders_never_unpickle(tmp_path, monkeypatch):
 
 
 def test_hf_checkpoint_folder_with_pickled_weights_is_not_executed(tmp_path):
-    from cls_project import make_hf_folder
-
     from components.model.hf_backbone import HFBackbone
+
+    from cls_project import make_hf_folder
 
     marker = tmp_path / "PWNED"
     make_hf_folder(tmp_path / "hf")
@@ -247,8 +248,8 @@ def test_registered_model_loads_and_predicts_without_unpickling(tmp_path_factory
     import mlflow
     import pandas as pd
 
-    from components.stages import register
     from components.core.paths import Paths
+    from components.stages import register
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
                                tmp_path_factory.mktemp("secure_register"), with_store=True)

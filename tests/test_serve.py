@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-import tiny_pipeline
 from components.core.config import load_params
 from components.core.paths import Paths
 from components.core.tracking import tracking_uri
+
+import tiny_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ import pytest
 
 from components.core.config import IngestConfig
 from components.core.errors import DataError
-from components.stages.ingest import ingest
 from components.core.paths import Paths
 from components.data.sources import read_source
+from components.stages.ingest import ingest
 
 ROWS = [("good film", "pos"), ("bad film", "neg"), ("fine film", "pos")]
 

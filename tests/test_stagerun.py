@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from flows import stagerun
+
 import flow_project as fp
 
 dvc_run = pytest.importorskip("dvc.stage.run")

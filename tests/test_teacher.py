@@ -14,15 +14,22 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import cls_project as cp
-from components.core.config import (DistillConfig, FinetuneConfig, Params, ProjectConfig, TeacherConfig,
-                                    load_params)
+from components.core.config import (
+    DistillConfig,
+    FinetuneConfig,
+    Params,
+    ProjectConfig,
+    TeacherConfig,
+    load_params,
+)
 from components.core.errors import ConfigError, DataError
 from components.core.paths import Paths
 from components.data import transfer_write
 from components.model import hf_checkpoint
 from components.model.classifier import TextClassifier
 from components.stages import teacher
+
+import cls_project as cp
 
 N_TRAIN, N_VAL, N_TEST, COPIES = 48, 12, 12, 2
 UNLABELED = ["the film was fine", "a story with mary", "acting and music"]

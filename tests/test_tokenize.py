@@ -15,8 +15,8 @@ import pytest
 from components.core.config import Params, TokenizeConfig
 from components.core.errors import DataError
 from components.core.paths import Paths
-from components.stages.tokenize import run, split_stats, tokenize
 from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
+from components.stages.tokenize import run, split_stats, tokenize
 
 MODELS = ("wordpiece", "bpe", "unigram")
 ENGLISH = [
@@ -235,8 +235,8 @@ def test_empty_unlabeled_split_encodes_to_empty_dataset(tmp_path):
     import pandas as pd
 
     from components.core.paths import Paths
-    from components.stages.tokenize import encode_splits
     from components.data.tokenizer_train import train_tokenizer
+    from components.stages.tokenize import encode_splits
 
     paths = Paths.at(tmp_path)
     paths.prepared.mkdir(parents=True)

@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import tiny_pipeline
 from components.core import lineage
-from components.registry import client as registry
 from components.core.config import load_params
 from components.core.paths import Paths
+from components.registry import client as registry
+
+import tiny_pipeline
 
 pytestmark = pytest.mark.slow
 # Debian's chromium; `make test` installs it with apt-get when it can. The env var

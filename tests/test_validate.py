@@ -16,10 +16,10 @@ import socket
 import pandas as pd
 import pytest
 
-from components.stages import validate
 from components.core.config import Params, ValidateConfig
 from components.core.errors import DataError
 from components.core.paths import Paths
+from components.stages import validate
 
 LABELS = ["negative", "positive"]
 

@@ -71,9 +71,9 @@ def write_project(root: Path, n: int = 320, overrides: dict | None = None) -> No
 
 
 def run_stages(root: Path, names=UPSTREAM, params: str = "params.yaml") -> None:
-    from components.stages import table as stages
     from components.core.config import load_params
     from components.core.paths import Paths
+    from components.stages import table as stages
 
     cfg = load_params(root / params)
     for name in names:
@@ -124,9 +124,9 @@ def register(root: Path, **register_params) -> dict:
     """Run the register stage in `root` with `register.*` overrides; returns reports/register.json."""
     import json
 
-    from components.stages import register as stage
     from components.core.config import load_params
     from components.core.paths import Paths
+    from components.stages import register as stage
 
     overrides = [f"register.{k}={json.dumps(v)}" for k, v in register_params.items()]
     stage.run(load_params(root / "params.yaml", overrides), Paths.at(root))
@@ -135,8 +135,8 @@ def register(root: Path, **register_params) -> dict:
 
 def registry_client(root: Path):
     """An MlflowClient on the registry of `root`'s params.yaml."""
-    from components.registry import client as registry
     from components.core.config import load_params
+    from components.registry import client as registry
 
     return registry.connect(load_params(root / "params.yaml").project, root)
 

@@ -137,7 +137,6 @@ def _train_wordpiece(tok, texts: Iterable[str], cfg: TokenizeConfig, show_progre
     on every run. The merged symbols are then mapped back ("##" for tails).
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
     from tqdm.auto import tqdm
 
     norm, pre = tok.normalizer, tok.pre_tokenizer

@@ -41,11 +41,11 @@ def _texts(paths: Paths, split: str, n_classes: int):
 def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
               progress: bool = True) -> tuple[dict[str, float], dict]:
     """(flat metrics, extras for plots/notes). Reads models/finetuned and data/prepared."""
+    from components.data.labels import read_labels
     from components.evaluation import behaviour
+    from components.evaluation import teacher as teacher_model
     from components.evaluation.baselines import sklearn_baselines
     from components.evaluation.metrics import classification_metrics, flatten, reliability_bins
-    from components.evaluation import teacher as teacher_model
-    from components.data.labels import read_labels
 
     ev, seed = cfg.evaluate, cfg.project.seed
     labels = read_labels(paths.labels)
@@ -125,8 +125,8 @@ def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[s
 
     Returns the file names written.
     """
-    from components.evaluation import plots
     from components.core.atomic import atomic_dir
+    from components.evaluation import plots
 
     with atomic_dir(paths.plots) as folder:
         plots.confusion(extras["actual"], extras["predicted"], extras["labels"], folder)
@@ -139,11 +139,12 @@ def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[s
 
 def run(cfg: Params, paths: Paths) -> dict:
     from components.core.atomic import write_json
-    from components.evaluation.metrics import rounded
     from components.core.tracking import stage_run
+    from components.evaluation.metrics import rounded
 
     with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as mlrun:
         import mlflow
+
         # imported before the compute timer starts (imports are overhead, not compute)
         import sklearn.linear_model  # noqa: F401
         import torchmetrics  # noqa: F401

@@ -107,7 +107,7 @@ def _start(cfg: Params, paths: Paths, init: str):
 
 def _data(cfg: Params, paths: Paths, kind: str, tok, n_classes: int):
     """Gold (train, val) as (ids per row, labels [N]): data/tokenized ids, or HF-tokenized prepared text."""
-    from components.model.cls_data import encode_texts, tokenized_split, text_split
+    from components.model.cls_data import encode_texts, text_split, tokenized_split
 
     out = []
     for split in ("train", "val"):
@@ -147,9 +147,9 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     import torch
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from components.model.classifier import ClassifierNet, TextClassifier
     from components.data.labels import read_labels
     from components.model import train_set
+    from components.model.classifier import ClassifierNet, TextClassifier
     from components.model.cls_data import LabelledSeqs, class_weights, loader
     from components.model.lit_cls import LitClassifier, freeze_groups
     from components.model.precision import resolve_precision

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from components.core.config import Params
 from components.core.errors import ConfigError, DataError, first_line
-from components.model.precision import resolve_precision
 from components.core.paths import Paths
+from components.model.precision import resolve_precision
 from components.stages import table
 
 STAGE = "pretrain"

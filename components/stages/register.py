@@ -39,8 +39,7 @@ from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.model.io import CONFIG
-from components.registry.publish import (MD5_TAG, TABLE_METRICS, lineage_tags, log_pyfunc,  # noqa: F401
-                                         metrics_table)
+from components.registry.publish import MD5_TAG, TABLE_METRICS, lineage_tags, log_pyfunc, metrics_table  # noqa: F401
 from components.stages import table
 
 STAGE = "register"
@@ -61,8 +60,8 @@ def _score(uri: str, texts: list[str], names: list[str]):
     """0/1 correctness per test row of the registered model at `uri` (one-line error if it fails)."""
     import mlflow
 
-    from components.evaluation import gate
     from components.core.errors import EncoderflowError
+    from components.evaluation import gate
     from components.registry.client import _short
 
     try:
