@@ -105,8 +105,8 @@ def test_schedule_serves_the_flow_on_a_cron_and_stops_cleanly(tmp_path_factory, 
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(90)
+        try:  # once took over 90 s in a full CI run (unexplained; passes in ~10 s alone)
+            proc.wait(240)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         gone, alive = psutil.wait_procs(children, timeout=30)
