@@ -268,16 +268,10 @@ def make_smoke_project(root: Path, n: int = 320) -> Path:
 def make_tiny_bert(folder: Path, words: list[str]) -> Path:
     """A 2-layer, hidden-16 BertModel + fast WordPiece tokenizer over `words` (no hub)."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from teacher_model import tiny_bert  # tests/ is on sys.path (see make_smoke_project)
 
     torch.manual_seed(0)  # the same tiny teacher every smoke run
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words))
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2,
-                                 num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
-    model.save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
+    return tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words)))
 
 
 # --------------------------------------------------------------------------- pretraining

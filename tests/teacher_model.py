@@ -19,14 +19,18 @@ INIT = "tiny-bert"  # what config.json "init" names (the stage writes teacher.in
 
 def make_hf_folder(folder: Path) -> Path:
     """A tiny BERT (hidden 16, 2 layers) whose WordPiece vocabulary covers both toy corpora."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
     import cls_project as cp
     import tiny_pipeline as tp
 
     digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
     words = sorted(set(cp.POS + cp.NEG + cp.FILL + tp.POS + tp.NEG + tp.FILL) - set(digits))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + digits + words
+    return tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + digits + words)
+
+
+def tiny_bert(folder: Path, vocab: list[str]) -> Path:
+    """Save a 2-layer, hidden-16 BertModel + a fast WordPiece tokenizer over `vocab` (no hub)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
     model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2,
                                  num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
