@@ -268,6 +268,7 @@ def make_smoke_project(root: Path, n: int = 320) -> Path:
 def make_tiny_bert(folder: Path, words: list[str]) -> Path:
     """A 2-layer, hidden-16 BertModel + fast WordPiece tokenizer over `words` (no hub)."""
     import torch
+
     from teacher_model import tiny_bert  # tests/ is on sys.path (see make_smoke_project)
 
     torch.manual_seed(0)  # the same tiny teacher every smoke run
