@@ -123,7 +123,7 @@ def test_bad_inputs_are_one_line_errors(inputs):
     assert code == 1 and out.startswith("error: model 'models:/encoderflow/99' could not be loaded (")
     assert out.count("\n") == 1
     code, out = cli("predict", str(d / "in.csv"), "-o", str(d / "x.csv"), "--model", str(d / "no-such-model"))
-    assert code == 1 and out.startswith(f"error: model '{d / 'no-such-model'}' could not be loaded (")
+    assert code == 1 and out.startswith(f"error: {d / 'no-such-model'}: model folder not found (")
     assert cli("predict", str(d / "in.txt"), "-o", str(d / "x.csv"))[1].startswith(
         f"error: {d / 'in.txt'}: unsupported input format .txt (expected .csv, .jsonl, .parquet)")
     assert cli("embed", str(d / "in.csv"), "-o", str(d / "x.csv"))[1].startswith(
@@ -134,3 +134,33 @@ def test_bad_inputs_are_one_line_errors(inputs):
         next(predict.read_batches(d / "notext.csv"))
     with pytest.raises(EncoderflowError, match="could not be loaded"):
         predict.load_model("runs:/0123456789abcdef/model")
+
+
+def test_a_local_model_folder_scores_exactly_like_its_registered_version(inputs):
+    """`--model models/finetuned` (no registry involved) = the registered pyfunc of that folder."""
+    import shutil
+    from pathlib import Path
+
+    frame, d = inputs
+    for cmd, out in (("predict", "csv"), ("embed", "npy")):
+        assert cli(cmd, str(d / "in.csv"), "-o", str(d / f"reg.{out}"), "--model", URI)[0] == 0
+        code, msg = cli(cmd, str(d / "in.csv"), "-o", str(d / f"dir.{out}"), "--model", "models/finetuned")
+        assert code == 0 and "with models/finetuned ->" in msg, msg
+        assert (d / f"dir.{out}").read_bytes() == (d / f"reg.{out}").read_bytes(), cmd
+    import mlflow
+
+    tiny_pipeline.registry_client(Path("."))  # mlflow -> the project's store
+    mlmodel = Path(mlflow.artifacts.download_artifacts(URI, dst_path=str(d / "dl")))  # an MLflow model folder
+    assert (mlmodel / "MLmodel").is_file()
+    assert cli("predict", str(d / "in.csv"), "-o", str(d / "mlmodel.csv"), "--model", str(mlmodel))[0] == 0
+    assert (d / "mlmodel.csv").read_bytes() == (d / "reg.csv").read_bytes()
+    broken = d / "broken"
+    shutil.copytree("models/finetuned", broken)
+    (broken / "config.json").write_text("{}")
+    for model, why in (("models/pretrained", "an encoder folder without a classification head"),
+                       ("data", "not a model folder (no model.safetensors, config.json, tokenizer.json;"),
+                       (str(d / "in.csv"), "not a model folder (a file)"),
+                       (str(broken), "not a valid fine-tuned model folder (KeyError")):
+        code, out = cli("predict", str(d / "in.csv"), "-o", str(d / "x.csv"), "--model", model)
+        assert code == 1 and out.count("\n") == 1 and out.startswith(f"error: {model}: {why}"), out
+    assert not (d / "x.csv").exists()

@@ -2,6 +2,12 @@
 
     encoderflow predict --model models:/encoderflow@champion reviews.csv -o scored.parquet
     encoderflow embed   --model models:/encoderflow@champion reviews.jsonl -o vectors.npy
+    encoderflow predict --model models/finetuned reviews.csv -o scored.csv   # a local model folder
+
+The model is an MLflow model URI, or a local folder (`load_model`): a fine-tuned
+model folder as finetune / teacher write it (models/finetuned, models/teacher),
+served by the registered pyfunc's own class without MLflow's store, or an
+MLflow model folder (one with an MLmodel file).
 
 Input: .csv, .jsonl (one JSON object a line) or .parquet with a text column;
 read in record batches (pyarrow's streaming CSV / JSON readers, Parquet row
@@ -112,8 +118,77 @@ def count_rows(path: str | Path, column: str = "text") -> int:
     return sum(b.num_rows for b in read_batches(path, column))
 
 
+def is_local(uri: str) -> bool:
+    """True for a filesystem path (no URI scheme), False for models:/..., runs:/..., s3://, file:...
+
+    >>> is_local("models/finetuned"), is_local("/abs/models/finetuned"), is_local("models:/encoderflow@champion")
+    (True, True, False)
+    """
+    import re
+
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", uri) is None
+
+
+class FolderModel:
+    """A fine-tuned model folder behind the registered pyfunc's `predict(data, params=)`.
+
+    It is the pyfunc class itself (components/registry/pyfunc.py, loading with
+    `TextClassifier.from_folder`), so a folder scores exactly like its registered version.
+    """
+
+    def __init__(self, folder: Path):
+        from types import SimpleNamespace
+
+        from components.registry.pyfunc import EncoderflowModel
+
+        self.impl = EncoderflowModel()
+        self.impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
+
+    def predict(self, data, params: dict | None = None):
+        return self.impl.predict(None, data, params)
+
+
+def load_folder(folder: str | Path):
+    """A local model folder: an MLflow model (MLmodel file) or a fine-tuned model folder.
+
+    Anything else is a one-line error naming the folder.
+    """
+    from components.model.io import CONFIG, TOKENIZER, WEIGHTS
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise EncoderflowError(f"{folder}: model folder not found (expected a fine-tuned model folder "
+                               "such as models/finetuned, or an MLflow model URI such as models:/NAME@champion)")
+    if not folder.is_dir():
+        raise EncoderflowError(f"{folder}: not a model folder (a file)")
+    if (folder / "MLmodel").is_file():
+        return load_model(folder.resolve().as_uri())
+    missing = [n for n in (WEIGHTS, CONFIG, TOKENIZER) if not (folder / n).is_file()]
+    if missing:
+        raise EncoderflowError(f"{folder}: not a model folder (no {', '.join(missing)}; expected a folder "
+                               "written by finetune or teacher, or an MLflow model with an MLmodel file)")
+    if _is_encoder_only(folder / CONFIG):
+        raise EncoderflowError(f"{folder}: an encoder folder without a classification head (pretrain's "
+                               "output); predict with a fine-tuned folder such as models/finetuned")
+    return FolderModel(folder)
+
+
+def _is_encoder_only(config: Path) -> bool:
+    """config.json as io.save_encoder writes it (pretrain): an encoder, no `kind`, no labels."""
+    import json
+
+    try:
+        meta = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # TextClassifier.from_folder reports it
+    return isinstance(meta, dict) and "encoder" in meta and "kind" not in meta
+
+
 def load_model(uri: str):
-    """mlflow.pyfunc.load_model with a one-line error for a bad URI."""
+    """The model to score with: `load_folder` for a local path, else mlflow.pyfunc.load_model,
+    with a one-line error for a bad URI."""
+    if is_local(uri):
+        return load_folder(uri)
     import mlflow
 
     try:
