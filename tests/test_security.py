@@ -36,6 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("text,expected", [
     ("postgresql://alice:s3cret@db:5432/mlflow", "postgresql://***@db:5432/mlflow"),
+    ("postgresql+psycopg2://mlflow:s3cret@127.0.0.1:5432/mlflow", "postgresql+psycopg2://***@127.0.0.1:5432/mlflow"),
+    ("postgresql://mlflow@db/mlflow?sslmode=require&password=s3cret",
+     "postgresql://***@db/mlflow?sslmode=require&password=***"),
     ("mysql+pymysql://root:s3cret@127.0.0.1/ml", "mysql+pymysql://***@127.0.0.1/ml"),
     ("ftp://alice:s3cret@ftp.example/artifacts", "ftp://***@ftp.example/artifacts"),
     ("https://s3cret@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
@@ -111,10 +114,26 @@ def test_ui_command_binds_loopback_and_keeps_credentials_off_the_command_line(tm
     cmd, env = ui_command(cfg, tmp_path)
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert SECRET not in " ".join(cmd)  # `ps` shows argv to every local user
-    assert env["MLFLOW_BACKEND_STORE_URI"] == f"postgresql://alice:{SECRET}@db.internal/mlflow"
+    # psycopg2 named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3 (not installed)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == f"postgresql+psycopg2://alice:{SECRET}@db.internal/mlflow"
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == (tmp_path / "mlartifacts").resolve().as_uri()
     cmd, _ = ui_command(cfg, tmp_path, host="0.0.0.0", port=5123)  # only when asked explicitly
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "5123"
+    cmd, env = ui_command(cfg, tmp_path, backend="postgresql://mlflow@db:5432/mlflow", artifacts="/srv/art")
+    assert env["MLFLOW_BACKEND_STORE_URI"] == "postgresql+psycopg2://mlflow@db:5432/mlflow"
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "file:///srv/art" and "/srv/art" not in cmd
+
+
+@pytest.mark.parametrize("backend", [f"postgresql://mlflow:{SECRET}@127.0.0.1:9/mlflow",
+                                     f"postgresql://mlflow@127.0.0.1:9/mlflow?password={SECRET}"])
+def test_ui_refuses_a_password_in_the_backend_address(project, backend):
+    """A --backend password would sit in argv (ps) and shell history: one line, use PGPASSWORD."""
+    from flows.cli import app
+
+    res = CliRunner().invoke(app, ["ui", "--backend", backend, "--port", "9"])
+    assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
+    assert res.output.startswith("error: --backend postgresql://***@127.0.0.1:9/mlflow")
+    assert "export PGPASSWORD" in res.output and SECRET not in res.output
 
 
 def test_prefect_server_command_binds_loopback(tmp_path, monkeypatch):
