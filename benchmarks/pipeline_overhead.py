@@ -73,8 +73,9 @@ def make_sample_project(root: Path) -> Path:
         shutil.copytree(ROOT / name, root / name, ignore=ignore)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "params.yaml"):
         shutil.copyfile(ROOT / name, root / name)
-    (root / "data" / "incoming").mkdir(parents=True)
-    (root / "data" / "incoming" / ".gitkeep").touch()
+    for folder in ("incoming", "corpus"):  # ingest's DVC deps
+        (root / "data" / folder).mkdir(parents=True)
+        (root / "data" / folder / ".gitkeep").touch()
     if (ROOT / ".cache").is_dir():
         shutil.copytree(ROOT / ".cache", root / ".cache")
     for cmd in (("git", "init", "-q"), ("git", "config", "user.email", "bench@example.com"),

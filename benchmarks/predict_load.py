@@ -58,7 +58,8 @@ def base_texts(project: Path, limit: int = 20000) -> tuple[list[str], str]:
 
     import pandas as pd
 
-    files = sorted((project / "data" / "prepared").glob("*.parquet"))
+    files = sorted(f for f in (project / "data" / "prepared").glob("*.parquet")
+                   if f.name != "corpus.parquet")  # ingest.unlabeled_source: may be bigger than RAM
     texts: list[str] = []
     for f in files:
         texts += pd.read_parquet(f, columns=["text"])["text"].tolist()

@@ -35,6 +35,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import statistics  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from benchmarks import _common as C  # noqa: E402
 
 TARGET = 2.0
@@ -85,7 +87,7 @@ def main() -> None:
     args.mask_rate = args.mask_rate or p.mask_rate
     info, train, val = C.load_blocks(cfg, paths, args.seq_len)
     print(f"data: {paths.tokenized} packed into {len(train[0]):,} blocks of {args.seq_len} "
-          f"({train[1].mean():.2%} real tokens); tokenizer {paths.tokenizer} (vocab {info['vocab_size']})")
+          f"({np.asarray(train[1]).mean():.2%} real tokens); tokenizer {paths.tokenizer} (vocab {info['vocab_size']})")
     print(f"model: {m.family} layers={m.num_layers} hidden={m.hidden_size} heads={m.num_heads} ffn={m.ffn_size} "
           f"positions={m.positions} bias={m.bias} | batch {args.batch_size} x seq {args.seq_len}, "
           f"mask rate {args.mask_rate}, lr {p.lr}, clip {p.grad_clip}, dropout {p.dropout}")

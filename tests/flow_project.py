@@ -87,6 +87,8 @@ def make(root: Path, n: int = 320, overrides: dict | None = None, dvc: bool = Tr
         shutil.copyfile(REPO / name, root / name)
     write_params(root, overrides)
     write_csv(root / "data" / "incoming" / "part-000.csv", n)
+    (root / "data" / "corpus").mkdir(parents=True, exist_ok=True)  # ingest's other DVC dep
+    (root / "data" / "corpus" / ".gitkeep").touch()
     sh(root, "git", "init", "-q")
     sh(root, "git", "config", "user.email", "test@example.com")
     sh(root, "git", "config", "user.name", "test")

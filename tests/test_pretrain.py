@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from components.core.config import parse_params
 from components.core.errors import DataError
 from components.core.paths import Paths
-from components.model.data import IGNORE, MLMBatches, mask_tokens, pack
+from components.model.data import IGNORE, MLMBatches, mask_tokens
+from components.model.packing import PackedBlocks
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = "the a film movie good bad great dull plot actor story funny boring scene music long short " \
@@ -77,7 +78,8 @@ def tiny_cfg(**pretrain):
        seq_len=st.integers(2, 16))
 def test_pack_loses_and_duplicates_nothing(docs, seq_len):
     stream = np.array([t for d in docs for t in d], dtype=np.int64)
-    ids, mask = pack(stream, seq_len, pad_id=0)
+    blocks = PackedBlocks([np.array(d, dtype=np.int32) for d in docs], seq_len, pad_id=0)
+    ids, mask = np.asarray(blocks.ids), np.asarray(blocks.attn)
     assert ids.shape[1] == seq_len and ids.shape == mask.shape
     assert np.array_equal(ids[mask], stream)  # order kept, nothing lost or duplicated
     assert (ids[~mask] == 0).all()
@@ -141,7 +143,8 @@ def test_sparse_loss_equals_dense_loss_over_masked_positions():
 
 
 def test_batches_resume_at_any_offset():
-    ids, attn = pack(np.arange(5, 5 + 500), 10, 0)
+    blocks = PackedBlocks([np.arange(5, 5 + 500)], 10, 0)
+    ids, attn = np.asarray(blocks.ids), np.asarray(blocks.attn)
     masking = dict(rate=0.15, mask_id=4, special_ids=[0, 1, 2, 3, 4], vocab_size=600)
     full = MLMBatches(ids, attn, 4, seed=3, masking=masking)
     first = [b for _, b in zip(range(30), iter(full))]  # crosses epochs (12 batches per epoch)

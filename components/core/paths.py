@@ -11,6 +11,10 @@ from pathlib import Path
 
 SPLITS = ("train", "val", "test")
 ALL_SPLITS = SPLITS + ("unlabeled",)
+# The optional unlabeled corpus (ingest.unlabeled_source): data/prepared/corpus.parquet and
+# the "corpus" split of data/tokenized exist only when it is set. Pretraining text, like
+# "unlabeled", but streamed (bigger than RAM) and never read by validate or the teacher.
+CORPUS = "corpus"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from components.core.config import TokenizeConfig
 from components.core.errors import EncoderflowError
@@ -42,6 +42,7 @@ PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 # compatibility ideographs). Kana and Hangul are not split per character.
 CJK_CLASS = ("[\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002a6df\U0002a700-\U0002b73f"
              "\U0002b740-\U0002b81f\U0002b820-\U0002ceaf\uf900-\ufaff\U0002f800-\U0002fa1f]")
+REPEAT_CHUNK = 1024  # copies of a word per sequence fed to the shadow BPE trainer
 UNIGRAM_SCORE_DECIMALS = 6  # log-prob precision kept; hides float-summation-order noise (~1e-15)
 
 
@@ -76,26 +77,32 @@ def build_tokenizer(model: str, lowercase: bool):
     return tok
 
 
-def train_tokenizer(texts: Sequence[str], cfg: TokenizeConfig, show_progress: bool = True):
-    """Train on `texts` (train + unlabeled only; the caller guarantees that).
+def train_tokenizer(texts: Iterable[str], cfg: TokenizeConfig, show_progress: bool = True,
+                    length: int | None = None):
+    """Train on `texts` (train + unlabeled (+ corpus) only; the caller guarantees that).
 
+    `texts` is read once, in order: a list, or an iterator that streams a corpus bigger than
+    RAM (`length` = its number of texts, for the progress bar). What training keeps is a count
+    per distinct word (ours for wordpiece, the `tokenizers` trainer's for bpe / unigram).
     `cfg.min_frequency` is ignored for unigram (its trainer prunes by likelihood).
     """
     from tokenizers import pre_tokenizers, processors, trainers
 
+    if length is None:
+        length = len(texts)
     tok = build_tokenizer(cfg.model, cfg.lowercase)
     specials = list(SPECIAL_TOKENS)
     if cfg.model == "wordpiece":
-        _train_wordpiece(tok, texts, cfg, show_progress)
+        _train_wordpiece(tok, texts, cfg, show_progress, length)
     elif cfg.model == "bpe":
         trainer = trainers.BpeTrainer(
             vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=specials,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress)
-        tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        tok.train_from_iterator(texts, trainer=trainer, length=length)
     else:
         trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=specials,
                                           unk_token="[UNK]", show_progress=show_progress)
-        tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        tok.train_from_iterator(texts, trainer=trainer, length=length)
         _canonical_unigram(tok)
     # Registers them as special (never split, skipped by decode); ids stay 0..4
     # because the model vocab already holds them there.
@@ -127,7 +134,8 @@ def _symbols(n: int) -> list[str]:
     return out
 
 
-def _train_wordpiece(tok, texts: Iterable[str], cfg: TokenizeConfig, show_progress: bool) -> None:
+def _train_wordpiece(tok, texts: Iterable[str], cfg: TokenizeConfig, show_progress: bool,
+                     length: int | None = None) -> None:
     """WordPieceTrainer's algorithm (BPE merges, "##" continuation), deterministic.
 
     Each pre-tokenized word is rewritten as stand-in symbols: its first
@@ -142,7 +150,7 @@ def _train_wordpiece(tok, texts: Iterable[str], cfg: TokenizeConfig, show_progre
     norm, pre = tok.normalizer, tok.pre_tokenizer
     words: Counter[str] = Counter()
     for text in tqdm(texts, desc="tokenize: count words", unit=" texts", disable=not show_progress,
-                     mininterval=1.0):
+                     mininterval=1.0, total=length):
         words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
     chars = sorted({c for w in words for c in w})
     sym = _symbols(2 * len(chars))
@@ -157,10 +165,7 @@ def _train_wordpiece(tok, texts: Iterable[str], cfg: TokenizeConfig, show_progre
         vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
         special_tokens=list(SPECIAL_TOKENS), initial_alphabet=list(head.values()),
         show_progress=show_progress)
-    # One "sequence" per distinct word, repeated `count` times (space separated).
-    encoded = ((head[w[0]] + "".join(tail[c] for c in w[1:]) + " ") * n
-               for w, n in sorted(words.items()))
-    shadow.train_from_iterator(encoded, trainer=trainer, length=len(words))
+    shadow.train_from_iterator(_repeated(words, head, tail), trainer=trainer, length=len(words))
 
     vocab: dict[str, int] = {}
     for piece, _ in sorted(shadow.get_vocab().items(), key=lambda kv: kv[1]):
@@ -169,6 +174,20 @@ def _train_wordpiece(tok, texts: Iterable[str], cfg: TokenizeConfig, show_progre
             piece = text if piece[0] in heads else "##" + text
         vocab.setdefault(piece, len(vocab))  # a collision (never seen) keeps the first id
     tok.model = models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##")
+
+
+def _repeated(words: Counter, head: dict, tail: dict, most: int = REPEAT_CHUNK):
+    """Each distinct word in stand-in symbols, repeated `count` times (space separated), as
+    sequences of at most `most` copies: the trainer counts the same words, and no string
+    grows with the corpus (a frequent word of a big corpus occurs 10^8 times).
+
+    >>> list(_repeated(Counter({"ab": 5}), {"a": "A"}, {"b": "B"}, most=2))
+    ['AB AB ', 'AB AB ', 'AB ']
+    """
+    for w, n in sorted(words.items()):
+        unit = head[w[0]] + "".join(tail[c] for c in w[1:]) + " "
+        for start in range(0, n, most):
+            yield unit * min(most, n - start)
 
 
 def _canonical_unigram(tok) -> None:

@@ -4,9 +4,11 @@
     encoderflow stage ingest --set ingest.source=file:data/raw/*.csv
 
 Reading lives in `sources` / `readers` / `sample`, cleaning and splitting in
-`prepare`; this module writes the outputs. Everything is built in memory and
-written atomically (the old data/prepared stays until the new one is complete),
-with rows sorted by id so a rerun on the same input is byte-identical.
+`prepare`; this module writes the outputs. `ingest.source` is built in memory,
+with rows sorted by id so a rerun on the same input is byte-identical. The optional
+unlabeled corpus (`ingest.unlabeled_source`) is streamed to corpus.parquet in source
+order (`components/data/corpus.py`), so it may be bigger than RAM. Everything is
+written atomically: the old data/prepared stays until the new one is complete.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from components.core.atomic import atomic_dir, write_json
 from components.core.config import IngestConfig, Params
-from components.core.paths import Paths
+from components.core.paths import CORPUS, Paths
 from components.data.prepare import Prepared, prepare
 from components.data.readers import Chunk
 from components.stages import table
@@ -41,25 +43,38 @@ def _tables(prep: Prepared) -> dict:
     return tables
 
 
-def write(prep: Prepared, paths: Paths) -> None:
-    """data/prepared/* (one atomic folder swap), then reports/ingest.json."""
+def write(prep: Prepared, paths: Paths, cfg: IngestConfig | None = None) -> None:
+    """data/prepared/* (one atomic folder swap), then reports/ingest.json.
+
+    With `cfg.unlabeled_source` set, the corpus is streamed into the same folder
+    (corpus.parquet) and its numbers go to the report's "corpus" block.
+    """
     import pyarrow.parquet as pq
 
     tables = _tables(prep)
+    spec = cfg.unlabeled_source.strip() if cfg is not None else ""
     with atomic_dir(paths.prepared) as tmp:
         for split, table in tables.items():
             pq.write_table(table, Path(tmp) / f"{split}.parquet")
         write_json(Path(tmp) / "labels.json", {"labels": prep.labels})
+        if spec:
+            from components.data.corpus import write_corpus
+
+            prep.report["corpus"] = write_corpus(spec[len("file:"):].strip(), cfg, paths.root, prep,
+                                                 Path(tmp) / f"{CORPUS}.parquet")
     write_json(paths.report(STAGE), prep.report)
 
 
 def ingest_chunks(chunks: list[Chunk], cfg: IngestConfig, paths: Paths, source: str) -> dict:
     """Prepare and write already-read chunks; returns the stage summary."""
     prep = prepare(chunks, cfg, source)
-    write(prep, paths)
+    write(prep, paths, cfg)
     rep = prep.report
-    return {**rep["splits"], "labels": len(prep.labels), "duplicates_dropped": rep["duplicates_dropped"],
-            "empty_dropped": rep["empty_dropped"]}
+    summary = {**rep["splits"], "labels": len(prep.labels), "duplicates_dropped": rep["duplicates_dropped"],
+               "empty_dropped": rep["empty_dropped"]}
+    if "corpus" in rep:
+        summary[CORPUS] = rep["corpus"]["rows"]
+    return summary
 
 
 def ingest(cfg: IngestConfig, paths: Paths) -> dict:
@@ -97,6 +112,9 @@ def _log_mlflow(mlrun, paths: Paths, compute_s: float) -> None:
     report = json.loads(paths.report(STAGE).read_text(encoding="utf-8"))
     # time.compute_s: read + prepare + write (benchmarks/pipeline_overhead.py)
     metrics = {f"rows.{split}": n for split, n in report["splits"].items()}
+    if "corpus" in report:
+        metrics.update({f"corpus.{k}": report["corpus"][k] for k in ("rows", "rows_read", "bytes_read",
+                                                                      "empty_dropped", "duplicates_dropped")})
     metrics["time.compute_s"] = compute_s
     metrics.update({key: report[key] for key in ("rows_read", "empty_dropped", "duplicates_dropped",
                                                  "label_conflicts", "empty_fraction",

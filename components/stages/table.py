@@ -30,8 +30,10 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     # data/incoming: drop files there (ingest.source: file:data/incoming/*.csv) and
-    # DVC sees a changed dep, so the next run re-ingests. Kept in git by a .gitkeep.
-    Stage("ingest", "components.stages.ingest", ("project", "ingest"), ("data/incoming",),
+    # DVC sees a changed dep, so the next run re-ingests. data/corpus is the same for the
+    # unlabeled corpus (ingest.unlabeled_source: file:data/corpus/*.txt). Each is kept in
+    # git by a .gitkeep.
+    Stage("ingest", "components.stages.ingest", ("project", "ingest"), ("data/incoming", "data/corpus"),
           ("data/prepared",), ("reports/ingest.json",)),
     Stage("validate", "components.stages.validate", ("ingest", "validate"), ("data/prepared",),
           ("reports/data_docs",), ("reports/validation.json",)),

@@ -1,12 +1,18 @@
 """tokenize stage: train the tokenizer, encode every split, report its quality.
 
 Reads  data/prepared/{train,val,test,unlabeled}.parquet
-Writes models/tokenizer/tokenizer.json  (trained on train + unlabeled text ONLY:
-                                         val/test never shape the vocabulary)
+       data/prepared/corpus.parquet     (only with ingest.unlabeled_source)
+Writes models/tokenizer/tokenizer.json  (trained on train + unlabeled (+ corpus) text
+                                         ONLY: val/test never shape the vocabulary)
        data/tokenized/                  (DatasetDict: input_ids list<int32> with
                                          [CLS]..[SEP], not truncated, not padded;
-                                         label int64, -1 for unlabeled)
+                                         label int64, -1 for unlabeled and corpus)
        reports/tokenizer.json           (vocab size, UNK rate, length stats)
+
+Streaming: the tokenizer trains on an iterator over parquet record batches, the corpus
+split is encoded batch by batch straight into its Arrow shards (data/tokenized.py), and the
+report's length statistics are histograms; no step holds the corpus, its token ids or one
+number per text.
 
     from components.core.config import Params
     from components.core.paths import Paths
@@ -26,13 +32,17 @@ import numpy as np
 from components.core.atomic import atomic_dir, write_json
 from components.core.config import Params, TokenizeConfig
 from components.core.errors import DataError
-from components.core.paths import ALL_SPLITS, Paths
+from components.core.paths import ALL_SPLITS, CORPUS, Paths
+from components.data.length_stats import add_hist as _add_hist
+from components.data.length_stats import hist_stats, list_stats
+from components.data.parquet_batches import parquet_batches
+from components.data.tokenized import encode_batch_fn, features
 from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
 from components.stages import table
 
 STAGE = "tokenize"
-TRAIN_SPLITS = ("train", "unlabeled")  # the only text the tokenizer may learn from
-SPECIALS_PER_TEXT = 2  # [CLS] + [SEP], added to every text by the post-processor
+TRAIN_SPLITS = ("train", "unlabeled")  # the only text the tokenizer may learn from (+ corpus)
+TEXT_BATCH = 2048  # rows per parquet record batch when streaming text
 
 
 def run(cfg: Params, paths: Paths) -> dict:
@@ -53,7 +63,7 @@ def run(cfg: Params, paths: Paths) -> dict:
             _log_mlflow(mlrun, report, paths, time.perf_counter() - t0)
     overall = report["overall"]
     return {"vocab_size": report["vocab_size"], "unk_rate": float(f"{overall['unk_rate'] or 0.0:.3g}"),
-            "texts": {s: report["splits"][s]["texts"] for s in ALL_SPLITS}}
+            "texts": {s: stats["texts"] for s, stats in report["splits"].items()}}
 
 
 def tokenize(cfg: TokenizeConfig, paths: Paths, show_progress: bool = True) -> dict:
@@ -61,56 +71,31 @@ def tokenize(cfg: TokenizeConfig, paths: Paths, show_progress: bool = True) -> d
     _quiet_datasets(show_progress)
     for split in ALL_SPLITS:
         _check_split(paths, split)
-    texts = [t for split in TRAIN_SPLITS for t in _texts(paths, split)]
-    if not texts:
-        raise DataError(f"{_rel(paths, paths.prepared)}: train + unlabeled hold no text to train "
-                        "the tokenizer on", stage=STAGE)
-    tok = train_tokenizer(texts, cfg, show_progress=show_progress)
-    del texts
+    corpus = paths.split(CORPUS).is_file()  # written by ingest only with ingest.unlabeled_source
+    if corpus:
+        _check_split(paths, CORPUS)
+    train_splits = TRAIN_SPLITS + ((CORPUS,) if corpus else ())
+    n_texts = sum(_rows(paths, split) for split in train_splits)
+    if not n_texts:
+        raise DataError(f"{_rel(paths, paths.prepared)}: {' + '.join(train_splits)} hold no text to "
+                        "train the tokenizer on", stage=STAGE)
+    tok = train_tokenizer(_texts(paths, train_splits), cfg, show_progress=show_progress, length=n_texts)
 
     with atomic_dir(paths.tokenizer_dir) as tok_tmp, atomic_dir(paths.tokenized) as data_tmp:
         tok.save(str(tok_tmp / "tokenizer.json"))
         dd = encode_splits(tok, paths, cfg.batch_size, cache_dir=data_tmp / ".cache")
         # an empty split still gets one (empty) shard, else it saves no data file and won't load
         dd.save_to_disk(str(data_tmp), num_shards={k: 1 for k, d in dd.items() if len(d) == 0})
-        lengths_unk = {s: token_stats(dd[s]) for s in ALL_SPLITS}
+        stats = {s: token_stats(dd[s]) for s in ALL_SPLITS}
         del dd  # release memory maps before the cache folder goes
         _rmtree(data_tmp / ".cache")
+        if corpus:
+            stats[CORPUS] = encode_corpus(tok, paths, data_tmp, cfg.batch_size, show_progress)
         sha = hashlib.sha256((tok_tmp / "tokenizer.json").read_bytes()).hexdigest()
 
-    report = build_report(tok, cfg, lengths_unk, sha)
+    report = build_report(tok, cfg, stats, sha, train_splits)
     write_json(paths.report("tokenizer"), report)
     return report
-
-
-def encode_batch_fn(tok, labelled: bool):
-    """The `datasets.map` function: an Arrow batch of `text` (+ `label`) -> Arrow table.
-
-    Encodes with `encode_batch_fast` (no offsets) and builds the int32 list
-    column straight from numpy, so no Python list of ints is converted by datasets.
-    """
-    import pyarrow as pa
-
-    def fn(batch):  # batch: pa.Table with `text` [B] (+ `label` [B])
-        ids = [e.ids for e in tok.encode_batch_fast(batch.column("text").to_pylist())]
-        lengths = np.fromiter(map(len, ids), dtype=np.int32, count=len(ids))  # [B]
-        offsets = np.zeros(len(ids) + 1, dtype=np.int32)  # [B+1], offsets[i]..offsets[i+1] = row i
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.fromiter((i for row in ids for i in row), dtype=np.int32, count=int(offsets[-1]))
-        label = (batch.column("label").cast(pa.int64()) if labelled
-                 else pa.array(np.full(len(ids), -1, dtype=np.int64)))
-        return pa.table({"input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
-                         "label": label})
-
-    return fn
-
-
-def _features():
-    """The tokenized contract: input_ids list<int32>, label int64 (-1 = unlabeled)."""
-    import datasets
-
-    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
-                              "label": datasets.Value("int64")})
 
 
 def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
@@ -123,7 +108,7 @@ def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
         labelled = split != "unlabeled"
         if pq.ParquetFile(paths.split(split)).metadata.num_rows == 0:
             # from_parquet fails on an empty file ("BatchSize must be greater than 0")
-            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []}, features=_features())
+            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []}, features=features())
             continue
         with _no_progress_bars():  # from_parquet's bar says "Generating train split" for every split
             ds = datasets.Dataset.from_parquet(
@@ -131,11 +116,42 @@ def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
                 cache_dir=str(cache_dir / "parquet"))
         # A fingerprint from the content (tokenizer + input file), not from paths
         # and mtimes: the saved state.json is the same on every run (DVC sees no change).
-        digest = hashlib.sha256(tok.to_str().encode())
-        digest.update(paths.split(split).read_bytes())
         out[split] = encode_dataset(ds, tok, batch_size, cache_file=cache_dir / f"{split}.arrow",
-                                    desc=f"tokenize {split}", fingerprint=digest.hexdigest()[:16])
+                                    desc=f"tokenize {split}", fingerprint=_fingerprint(tok, paths.split(split)))
     return datasets.DatasetDict(out)
+
+
+def _fingerprint(tok, path: Path) -> str:
+    """16 hex of sha256(tokenizer JSON + the input file's bytes, read in 1 MiB pieces)."""
+    digest = hashlib.sha256(tok.to_str().encode())
+    with open(path, "rb") as fh:
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()[:16]
+
+
+def encode_corpus(tok, paths: Paths, data_tmp: Path, batch_size: int, show_progress: bool):
+    """Stream data/prepared/corpus.parquet into the corpus split; returns its (histogram, unk)."""
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    from components.data.tokenized import add_split, write_split
+
+    hist, unk = np.zeros(0, dtype=np.int64), 0
+    bar = tqdm(total=pq.ParquetFile(paths.split(CORPUS)).metadata.num_rows, desc=f"tokenize {CORPUS}",
+               unit=" texts", disable=not show_progress, mininterval=1.0)
+
+    def on_batch(col) -> None:  # col: ListArray of one encoded batch
+        nonlocal hist, unk
+        h, u = _list_stats(col)
+        hist, unk = _add_hist(hist, h), unk + u
+        bar.update(len(col))
+
+    with bar:
+        write_split(tok, paths.split(CORPUS), data_tmp / CORPUS, batch_size,
+                    _fingerprint(tok, paths.split(CORPUS)), on_batch)
+    add_split(data_tmp, CORPUS)
+    return hist, unk
 
 
 def encode_dataset(ds, tok, batch_size: int, cache_file: Path | None = None, desc: str | None = None,
@@ -152,7 +168,7 @@ def encode_dataset(ds, tok, batch_size: int, cache_file: Path | None = None, des
 
     return ds.with_format("arrow").map(
         encode_batch_fn(tok, labelled="label" in ds.column_names), batched=True,
-        batch_size=batch_size, remove_columns=ds.column_names, features=_features(), desc=desc,
+        batch_size=batch_size, remove_columns=ds.column_names, features=features(), desc=desc,
         keep_in_memory=cache_file is None, load_from_cache_file=False,
         cache_file_name=None if cache_file is None else str(cache_file),
         new_fingerprint=fingerprint,  # given, so datasets does not hash (pickle) the tokenizer
@@ -160,39 +176,36 @@ def encode_dataset(ds, tok, batch_size: int, cache_file: Path | None = None, des
 
 
 def token_stats(ds) -> tuple[np.ndarray, int]:
-    """(lengths [N] incl. [CLS]/[SEP], number of [UNK] ids) of a tokenized split."""
-    col = ds.data.column("input_ids").combine_chunks()  # ListArray<int32>, N rows
-    if len(col) == 0:
-        return np.zeros(0, dtype=np.int64), 0
-    offsets = col.offsets.to_numpy()  # [N+1]
-    flat = col.values.to_numpy()[offsets[0]:offsets[-1]]  # [sum(lengths)] (offsets[0] > 0 if sliced)
-    return np.diff(offsets).astype(np.int64), int((flat == UNK_ID).sum())
+    """(length histogram incl. [CLS]/[SEP], number of [UNK] ids) of a tokenized split,
+    one Arrow chunk at a time (never the split's ids at once)."""
+    hist, unk = np.zeros(0, dtype=np.int64), 0
+    for col in ds.data.column("input_ids").chunks:  # ListArray<int32> per record batch
+        h, u = _list_stats(col)
+        hist, unk = _add_hist(hist, h), unk + u
+    return hist, unk
+
+
+def _list_stats(col) -> tuple[np.ndarray, int]:
+    return list_stats(col, UNK_ID)
 
 
 def split_stats(lengths: np.ndarray, unk: int, max_length: int) -> dict:
-    """Report numbers for one split; lengths include [CLS] and [SEP].
+    """Report numbers for one split from its lengths (incl. [CLS] and [SEP]); the stage
+    itself uses `hist_stats` on length histograms, which gives the same numbers.
 
     >>> split_stats(np.array([4, 6]), 1, max_length=5)["truncation_rate"]
     0.5
     """
-    n = int(len(lengths))
-    content = int(lengths.sum()) - SPECIALS_PER_TEXT * n
-    return {
-        "texts": n,
-        "tokens": content,
-        "unk_tokens": unk,
-        "unk_rate": unk / content if content else None,
-        "mean_tokens": round(float(lengths.mean()), 4) if n else None,
-        "p95_tokens": round(float(np.percentile(lengths, 95)), 4) if n else None,
-        "max_tokens": int(lengths.max()) if n else None,
-        "truncated": int((lengths > max_length).sum()),
-        "truncation_rate": float((lengths > max_length).mean()) if n else None,
-    }
+    return hist_stats(np.bincount(np.asarray(lengths, dtype=np.int64)), unk, max_length)
 
 
-def build_report(tok, cfg: TokenizeConfig, stats: dict[str, tuple[np.ndarray, int]], sha256: str) -> dict:
-    splits = {s: split_stats(lengths, unk, cfg.max_length) for s, (lengths, unk) in stats.items()}
-    all_lengths = np.concatenate([lengths for lengths, _ in stats.values()])
+def build_report(tok, cfg: TokenizeConfig, stats: dict[str, tuple[np.ndarray, int]], sha256: str,
+                 trained_on: tuple[str, ...] = TRAIN_SPLITS) -> dict:
+    """`stats`: split -> (length histogram, [UNK] count)."""
+    splits = {s: hist_stats(hist, unk, cfg.max_length) for s, (hist, unk) in stats.items()}
+    overall = np.zeros(0, dtype=np.int64)
+    for hist, _ in stats.values():
+        overall = _add_hist(overall, hist)
     return {
         "model": cfg.model,
         "vocab_size": tok.get_vocab_size(with_added_tokens=True),
@@ -201,10 +214,10 @@ def build_report(tok, cfg: TokenizeConfig, stats: dict[str, tuple[np.ndarray, in
         "lowercase": cfg.lowercase,
         "max_length": cfg.max_length,
         "special_tokens": {t: tok.token_to_id(t) for t in SPECIAL_TOKENS},
-        "trained_on": list(TRAIN_SPLITS),
+        "trained_on": list(trained_on),
         "tokenizer_sha256": sha256,
         "splits": splits,
-        "overall": split_stats(all_lengths, sum(unk for _, unk in stats.values()), cfg.max_length),
+        "overall": hist_stats(overall, sum(unk for _, unk in stats.values()), cfg.max_length),
         "definitions": {
             "tokens": "content tokens, without the [CLS]/[SEP] every text gets",
             "unk_rate": "[UNK] tokens / content tokens",
@@ -215,7 +228,8 @@ def build_report(tok, cfg: TokenizeConfig, stats: dict[str, tuple[np.ndarray, in
 
 
 def _check_split(paths: Paths, split: str) -> None:
-    """Fail early, with the file named, on a missing split, column, bad type or null."""
+    """Fail early, with the file named, on a missing split, column, bad type or null.
+    Reads one record batch at a time (the corpus split may be bigger than RAM)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -228,7 +242,7 @@ def _check_split(paths: Paths, split: str) -> None:
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise DataError(f"{_rel(paths, path)}: unreadable parquet ({e})", stage=STAGE) from None
     names = schema.names
-    for col in ("text",) if split == "unlabeled" else ("text", "label"):
+    for col in ("text",) if split in ("unlabeled", CORPUS) else ("text", "label"):
         if col not in names:
             raise DataError(f"{_rel(paths, path)}: column {col!r} not found (columns: {', '.join(names)})",
                             stage=STAGE)
@@ -238,18 +252,28 @@ def _check_split(paths: Paths, split: str) -> None:
             raise DataError(f"{_rel(paths, path)}: column {col!r} has type {schema.field(col).type} "
                             f"(expected {'string' if col == 'text' else 'integer label ids'})", stage=STAGE)
 
-    table = pq.read_table(path, columns=[c for c in ("text", "label") if c in names])
-    for col in table.column_names:
-        nulls = pc.is_null(table.column(col))
-        if pc.any(nulls).as_py():
-            row = int(np.flatnonzero(nulls.to_numpy(zero_copy_only=False))[0])
-            raise DataError(f"{_rel(paths, path)}: row {row}: {col} is null", stage=STAGE)
+    columns = [c for c in ("text", "label") if c in names]
+    offset = 0
+    for batch in parquet_batches(path, columns, TEXT_BATCH):
+        for col, values in zip(columns, batch.columns):
+            nulls = pc.is_null(values)
+            if pc.any(nulls).as_py():
+                row = offset + int(np.flatnonzero(nulls.to_numpy(zero_copy_only=False))[0])
+                raise DataError(f"{_rel(paths, path)}: row {row}: {col} is null", stage=STAGE)
+        offset += batch.num_rows
 
 
-def _texts(paths: Paths, split: str) -> list[str]:
+def _rows(paths: Paths, split: str) -> int:
     import pyarrow.parquet as pq
 
-    return pq.read_table(paths.split(split), columns=["text"]).column("text").to_pylist()
+    return pq.ParquetFile(paths.split(split)).metadata.num_rows
+
+
+def _texts(paths: Paths, splits: tuple[str, ...]):
+    """The `text` of `splits`, in order, one parquet record batch in memory at a time."""
+    for split in splits:
+        for batch in parquet_batches(paths.split(split), ["text"], TEXT_BATCH):
+            yield from batch.column(0).to_pylist()
 
 
 def _quiet_datasets(show_progress: bool) -> None:
