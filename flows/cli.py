@@ -25,8 +25,11 @@ def stage(
     """Run one stage with params.yaml (this is what dvc.yaml calls)."""
     env.configure()
     try:
+        import contextlib
+
         from components.core import runlock
         from components.core.paths import Paths
+        from components.model.distributed import launched_worker
         from components.stages import table as stages
 
         st = stages.get(name)
@@ -34,9 +37,13 @@ def stage(
         t0 = time.perf_counter()
         # A stage run by hand while the pipeline runs would interleave outputs: refused.
         # Stages that the pipeline itself starts (dvc repro) pass: the lock is their parent's.
-        with runlock.hold("."):
+        # So do the non-zero ranks that torchrun / srun start next to rank 0 (multi-process
+        # pretraining): they are part of rank 0's run, which holds the lock.
+        worker = launched_worker()
+        with contextlib.nullcontext() if worker else runlock.hold("."):
             summary = st.load()(cfg, Paths.at("."))
-        typer.echo(f"{name}: done in {time.perf_counter() - t0:.1f}s" + (f" {summary}" if summary else ""))
+        if not worker:
+            typer.echo(f"{name}: done in {time.perf_counter() - t0:.1f}s" + (f" {summary}" if summary else ""))
     except EncoderflowError as e:
         fail(e)
     except Exception as e:  # a bug: keep the traceback, still tell the flow the one line
@@ -62,10 +69,11 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
     os.environ.setdefault("PREFECT_HOME", str(Path(".prefect").resolve()))  # runs stay with the project
     try:
         cfg = load(params, set_)
-        from components.core import runlock
+        from components.core import runlock, tracking
         from flows import pipeline
 
         with runlock.hold("."):  # a second run is refused here, before Prefect starts
+            tracking.check_server(cfg.project, Path(".").resolve())  # a dead server: one line, in seconds
             outcome = pipeline.run_local(".", str(params), tuple(set_ or ()), force=force)
         from components.core.redact import redact
 
@@ -94,6 +102,30 @@ def schedule(
 
         sched.serve(Path("."), cron=cron, server=server, host=host, port=port, name=name,
                     timezone=timezone)
+    except EncoderflowError as e:
+        fail(e)
+
+
+@app.command()
+def deploy(
+    pool: str = typer.Option(..., "--pool", help="Prefect work pool (type process) whose workers run it."),
+    cron: Optional[str] = typer.Option(None, "--cron", help="When to run (cron; see --timezone). "
+                                       "Without it: runs only when triggered."),
+    name: Optional[str] = typer.Option(None, "--name", help="Deployment name (default: the pool's)."),
+    server: str = typer.Option("http://127.0.0.1:4200/api", "--server", envvar="PREFECT_API_URL",
+                               help="Prefect API to deploy to (the workers must reach it too)."),
+    path: Path = typer.Option(Path("."), "--path", help="The checkout every worker runs in, at "
+                              "this same path on each machine (default: this folder)."),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA timezone of --cron, e.g. Europe/Berlin."),
+    create_pool: bool = typer.Option(False, "--create-pool", help="Create the process pool if missing."),
+):
+    """Deploy the pipeline to a Prefect work pool; `prefect worker start --pool NAME` runs it."""
+    env.configure()
+    try:
+        from flows import deploy as dep
+
+        dep.deploy(pool, server, name=name, cron=cron, timezone=timezone, path=path,
+                   create_pool=create_pool)
     except EncoderflowError as e:
         fail(e)
 

@@ -7,15 +7,15 @@
         (models / promote / rollback take --model NAME: default register.model_name,
          the student; --model <name>-teacher acts on the teacher)
     encoderflow predict INPUT -o OUT     labels + probabilities, streamed in batches
+                                         (--model URI or a local folder, e.g. models/finetuned)
     encoderflow embed INPUT -o OUT       sentence vectors (.parquet or .npy)
-    encoderflow ui                       MLflow UI on the project's store (127.0.0.1)
+    encoderflow ui                       MLflow UI on the project's store (127.0.0.1), or with
+                                         --backend postgresql://USER@HOST/DB a team's server
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -174,7 +174,8 @@ def models(history: bool = typer.Option(False, "--history", help="Show the audit
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="MLflow model URI (default: @champion of register.model_name, "
-                        "the student; e.g. models:/encoderflow-teacher@champion for the teacher).")
+                        "the student; e.g. models:/encoderflow-teacher@champion for the teacher), or a local "
+                        "model folder (models/finetuned, models/teacher: no MLflow store needed).")
 OutOpt = typer.Option(..., "--output", "-o", help="Output file.")
 ColumnOpt = typer.Option("text", "--text-column", help="Column holding the text.")
 
@@ -229,34 +230,43 @@ def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet
 LOOPBACK = "127.0.0.1"
 
 
-def ui_command(cfg, root: Path, host: str = LOOPBACK, port: int = 5000) -> tuple[list[str], dict]:
-    """The `mlflow server` command line and environment for the project's store.
+def ui_command(cfg, root: Path, host: str = LOOPBACK, port: int = 5000, backend: Optional[str] = None,
+               artifacts: Optional[str] = None) -> tuple[list[str], dict]:
+    """The `mlflow server` command line and environment: the project's store, or `backend`.
 
-    The store URIs travel in the environment (MLFLOW_BACKEND_STORE_URI,
-    MLFLOW_ARTIFACTS_DESTINATION: options `mlflow server` reads), not on the
+    The store URIs travel in the environment (flows/mlflow_server.py), not on the
     command line, where `ps` would show any password they carry to every local user.
     """
     from components.core.tracking import tracking_uri
+    from flows.mlflow_server import server_command
 
-    artifacts = cfg.project.artifact_location
-    if "://" not in artifacts:
-        artifacts = (root / artifacts).resolve().as_uri()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--serve-artifacts",
-           "--host", host, "--port", str(port), "--workers", "1"]
-    return cmd, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                 "MLFLOW_BACKEND_STORE_URI": tracking_uri(cfg.project, root),
-                 "MLFLOW_ARTIFACTS_DESTINATION": artifacts}
+    return server_command(backend or tracking_uri(cfg.project, root),
+                          artifacts or cfg.project.artifact_location, root, host, port)
 
 
 @app.command()
 def ui(host: str = typer.Option(LOOPBACK, "--host", help="Interface to bind (default: loopback only; "
                                 "the MLflow UI has no login, so anyone who reaches it can edit models)."),
        port: int = typer.Option(5000, "--port", help="Port to listen on."),
+       backend: Optional[str] = typer.Option(None, "--backend", help="Backend store instead of the "
+                                             "project's, e.g. postgresql://USER@HOST:5432/DB (password: "
+                                             "PGPASSWORD or ~/.pgpass, never in the address)."),
+       artifacts: Optional[str] = typer.Option(None, "--artifacts-destination", help="Where the server "
+                                               "keeps artifacts (folder or URI; default: "
+                                               "project.artifact_location, mlartifacts/)."),
        params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
     """Start the MLflow UI on the project's runs and models (Ctrl-C stops it)."""
     try:
+        from components.core.tracking import is_server
+        from flows.mlflow_server import check_backend
+
         cfg = _cfg(params, set_)
-        cmd, environ = ui_command(cfg, Path(".").resolve(), host, port)
+        if backend is None and is_server(cfg.project.tracking_uri):
+            raise EncoderflowError(f"project.tracking_uri {cfg.project.tracking_uri} is already a server: "
+                                   "open it in a browser (or start one with --backend)")
+        if backend is not None:
+            check_backend(backend)  # no password in it; PostgreSQL: the login works
+        cmd, environ = ui_command(cfg, Path(".").resolve(), host, port, backend, artifacts)
         from flows.schedule import is_loopback
 
         if not is_loopback(host):

@@ -36,6 +36,7 @@ from flows import stagerun, summary
 
 ARTIFACT_KEY = "encoderflow-run"
 INCOMING = "data/incoming"  # DVC watches it (ingest dep); file: sources belong there
+CORPUS_DIR = "data/corpus"  # the same for ingest.unlabeled_source
 
 
 @task(cache_policy=NONE, persist_result=False)
@@ -71,12 +72,13 @@ def resolve_params(root: Path, params: str, overrides: list[str], driver: str, l
             if write_overrides(path, overrides):
                 log.info("params.yaml updated with %s (DVC reads params.yaml; dvc.lock records "
                          "it; `git diff params.yaml` shows it)", ", ".join(overrides))
-        source = cfg.ingest.source
-        if source.startswith("file:"):
-            pattern = (root / source[len("file:"):]).resolve()
-            if root / INCOMING not in pattern.parents:
-                log.warning("ingest.source %s is outside %s: DVC will not notice new files "
-                            "there (run `dvc repro -f ingest` after adding data)", source, INCOMING)
+        for key, source, folder in (("ingest.source", cfg.ingest.source, INCOMING),
+                                    ("ingest.unlabeled_source", cfg.ingest.unlabeled_source.strip(), CORPUS_DIR)):
+            if source.startswith("file:"):
+                pattern = (root / source[len("file:"):].strip()).resolve()
+                if root / folder not in pattern.parents:
+                    log.warning("%s %s is outside %s: DVC will not notice new files there (run "
+                                "`dvc repro -f ingest` after adding data)", key, source, folder)
     return cfg
 
 
@@ -141,6 +143,10 @@ def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] 
             except EncoderflowError as e:
                 return Failed(message=f"params: {e}")
             env.configure(cfg.ingest.source)
+            try:  # a dead tracking server: one line in seconds, before any stage or MLflow run
+                tracking.check_server(cfg.project, root_p)
+            except EncoderflowError as e:
+                return Failed(message=str(e))
             return _run_stages(cfg, root_p, driver, str(flow_run.get_id() or ""), log, force)
     except runlock.AlreadyRunning as e:
         log.error("%s", e)
@@ -236,11 +242,13 @@ def run_local(root: str | Path = ".", params: str = "params.yaml",
 def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db") -> str:
     """The closing lines of `encoderflow run`: where each result is, how to open it."""
     parent = (outcome.result or {}).get("mlflow_run_id", "")
+    run = f"  (parent run 'pipeline' {parent})" if parent else ""
+    mlflow_lines = ([f"  MLflow runs + models  {tracking_uri}{run}"] if tracking.is_server(tracking_uri) else
+                    ["  MLflow runs + models  encoderflow ui  -> http://127.0.0.1:5000" + run,
+                     f"                        or: mlflow ui --backend-store-uri {tracking_uri}"])
     lines = [
         "Where to look:",
-        "  MLflow runs + models  encoderflow ui  -> http://127.0.0.1:5000"
-        + (f"  (parent run 'pipeline' {parent})" if parent else ""),
-        f"                        or: mlflow ui --backend-store-uri {tracking_uri}",
+        *mlflow_lines,
         "  Data Docs             open reports/data_docs/index.html in a browser",
         "  Plots                 reports/plots/ (PNG + CSV); `dvc plots show` renders all curves",
         f"  Prefect flow run      {outcome.flow_run_id or '?'}: PREFECT_HOME=.prefect prefect server "

@@ -20,8 +20,9 @@ cores: overhead of a warm run 52 s in-process vs 134 s with subprocesses).
 Torch's global flags, os.environ and the working directory are restored after
 each stage, so a stage sees what a fresh `encoderflow stage` process would.
 Subprocesses are kept where a stage may start processes of its own (pretrain
-with more than one device, or a strategy other than "auto") and when
-ENCODERFLOW_STAGE_SUBPROCESS=1.
+with devices x num_nodes > 1, or a strategy other than "auto": Lightning's DDP
+launcher re-runs the running command once per device, so that command must be
+`encoderflow stage pretrain`) and when ENCODERFLOW_STAGE_SUBPROCESS=1.
 
 The hook replaces DVC's private `dvc.stage.run._run(executable, cmd,
 **kwargs)`, which `cmd_run` looks up as a module global for every command.
@@ -42,7 +43,9 @@ from the thread that entered the hook (other threads get DVC's own `_run`).
 with the hook off a run-cache restore also reads "subprocess"). The flow
 prints it on each task's `NAME: ran (X.Xs)` line and returns it in its result.
 
-Outside a DVC repo the stage function runs in-process (no skipping, no lock).
+Outside a DVC repo the stage function runs in-process (no skipping, no lock),
+except multi-process pretraining, which runs `encoderflow stage pretrain` as a
+subprocess with the run's resolved params (`run_command`).
 
 Failures become `StageFailed("stage 'validate' failed: <one-line error>")`.
 The stage command's output goes straight to the terminal, so the one line
@@ -156,11 +159,15 @@ def run_with_dvc(name: str, root: str | Path, env: dict[str, str] | None = None,
 
 
 def run_in_process(name: str, root: str | Path, cfg) -> StageResult:
-    """Call the stage function directly (projects that are not DVC repos)."""
+    """Call the stage function directly (projects that are not DVC repos); multi-process
+    pretraining runs as an `encoderflow stage pretrain` subprocess instead (`multi_process`)."""
     from components.core.paths import Paths
     from components.stages import table as stages
 
     t0 = time.perf_counter()
+    if name == "pretrain" and multi_process(cfg.pretrain):
+        run_command(name, root, cfg)
+        return StageResult(name, "ran", time.perf_counter() - t0, "in-process", SUBPROCESS)
     try:
         stages.get(name).load()(cfg, Paths.at(root))
     except EncoderflowError as e:
@@ -168,6 +175,47 @@ def run_in_process(name: str, root: str | Path, cfg) -> StageResult:
     except Exception as e:  # a bug: still name the stage, keep the traceback as the cause
         raise StageFailed(name, f"{type(e).__name__}: {e}".splitlines()[0]) from e
     return StageResult(name, "ran", time.perf_counter() - t0, "in-process", IN_PROCESS)
+
+
+def multi_process(p) -> bool:
+    """True when pretraining (params section `p`) starts processes of its own: Lightning's
+    DDP launcher re-runs the running command once per device, which must therefore be
+    `encoderflow stage pretrain`, never the flow's process."""
+    return p.devices * p.num_nodes > 1 or p.strategy != "auto"
+
+
+def params_yaml(cfg) -> str:
+    """A params.yaml text that parses back to `cfg` (every key spelled out).
+
+    >>> import yaml
+    >>> from components.core.config import Params, parse_params
+    >>> parse_params(yaml.safe_load(params_yaml(Params()))) == Params()
+    True
+    """
+    import dataclasses
+
+    import yaml
+
+    def plain(x):  # tuples -> lists, for yaml.safe_dump
+        return {k: plain(v) for k, v in x.items()} if isinstance(x, dict) else \
+            [plain(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+    return yaml.safe_dump(plain(dataclasses.asdict(cfg)), sort_keys=False)
+
+
+def run_command(name: str, root: str | Path, cfg) -> None:
+    """`encoderflow stage NAME` as a subprocess in `root`, with `cfg` (params.yaml plus the
+    run's overrides) written to a temporary params file; StageFailed with its one line."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="encoderflow-stage-") as tmp:
+        params, err_file = Path(tmp) / "params.yaml", Path(tmp) / "error.txt"
+        params.write_text(params_yaml(cfg), encoding="utf-8")
+        env = {**os.environ, **child_env({ERROR_ENV: str(err_file)})}
+        code = subprocess.call(["encoderflow", "stage", name, "--params", str(params)], cwd=root, env=env)
+        if code:
+            detail = err_file.read_text(encoding="utf-8").strip() if err_file.is_file() else ""
+            raise StageFailed(name, detail or f"`encoderflow stage {name}` exited with {code} (see the output above)")
 
 
 def _in_process_ok(name: str, root: Path) -> bool:
@@ -182,8 +230,7 @@ def _in_process_ok(name: str, root: Path) -> bool:
         p = load_params(Path(root) / "params.yaml").pretrain
     except EncoderflowError:
         return False  # let the subprocess report the problem
-    # DDP & co. relaunch the running command once per device: it must be `encoderflow stage`.
-    return str(p.devices) == "1" and p.strategy in ("auto", "single_device")
+    return not multi_process(p)
 
 
 _RUN_PARAMS = [("executable", inspect.Parameter.POSITIONAL_OR_KEYWORD),

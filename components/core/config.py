@@ -34,6 +34,11 @@ class ProjectConfig:
 @dataclass(frozen=True)
 class IngestConfig:
     source: str = "sample:rotten_tomatoes"
+    # Optional second source of unlabeled text for tokenizer training and pretraining only
+    # (never labelled, never in val/test, not part of the teacher's transfer set):
+    # file:PATH_OR_GLOB, e.g. file:data/corpus/*.txt. Read, de-duplicated and written in a
+    # streaming way (components/data/corpus.py), so it may be bigger than RAM. "" = none.
+    unlabeled_source: str = ""
     text_column: str = "text"
     label_column: str = "label"
     # Allowed label names; empty means "whatever the labelled data holds".
@@ -54,6 +59,10 @@ class IngestConfig:
                               f"got {self.val_fraction + self.test_fraction}")
         if len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"ingest.labels: expected distinct names, got {list(self.labels)}")
+        spec = self.unlabeled_source.strip()
+        if spec and (not spec.startswith("file:") or not spec[len("file:"):].strip()):
+            raise ConfigError("ingest.unlabeled_source: expected \"\" (none) or file:PATH_OR_GLOB, "
+                              f"got {self.unlabeled_source!r}")
 
 
 @dataclass(frozen=True)
@@ -140,9 +149,20 @@ class PretrainConfig:
     val_every: int = _f(200, ge=1)
     patience: int = _f(5, ge=1)
     val_sequences: int = _f(256, ge=1)  # cap on packed val blocks for the MLM val loss
-    accelerator: str = "cpu"
+    accelerator: str = "cpu"  # Lightning accelerator: cpu | gpu | auto | ...
+    # Processes per node and nodes: one process per device, world = devices * num_nodes.
+    # Each process trains on batch_size blocks per micro-batch, so one optimizer step sees
+    # batch_size * devices * num_nodes * grad_accum blocks (the global batch).
     devices: int = _f(1, ge=1)
-    strategy: str = "auto"
+    num_nodes: int = _f(1, ge=1)
+    # "ddp" (Lightning's DDP: on CPU over gloo, on GPUs over nccl) is required when
+    # devices * num_nodes > 1; "auto" is the single-process default.
+    strategy: Literal["auto", "ddp"] = "auto"
+
+    def __post_init__(self):
+        if self.devices * self.num_nodes > 1 and self.strategy != "ddp":
+            raise ConfigError(f"pretrain.strategy: expected 'ddp' when pretrain.devices x pretrain.num_nodes > 1 "
+                              f"(devices {self.devices}, num_nodes {self.num_nodes}), got {self.strategy!r}")
 
 
 @dataclass(frozen=True)

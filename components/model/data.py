@@ -1,53 +1,28 @@
-"""MLM data: pack token streams into fixed-length blocks, mask them per batch, resumably.
+"""MLM data: mask packed blocks per batch, resumably.
 
-- Packing: the [CLS] .. [SEP] documents of a split are concatenated into one stream and
-  cut into seq_len blocks, so no position is padding except in the final block, which is
-  padded ONCE (never dropped: no token is lost).
+- Packing (model/packing.py): the [CLS] .. [SEP] documents of the pretraining splits are one
+  token stream cut into seq_len blocks, viewed over the memory-mapped data/tokenized, so no
+  position is padding except in the final block, which is padded ONCE (no token is lost).
 - Batches: micro-batch number b (global, counted from the start of training) is a pure
   function of (seed, b): its rows come from a seeded per-epoch permutation and its masking
   from a generator seeded with (seed, b). Resuming at optimizer step s therefore restarts
   exactly at micro-batch s * grad_accum, with the same rows and masks as an uninterrupted run.
+- Several processes (DDP, world = devices * num_nodes): optimizer step s is made of the
+  world * grad_accum global micro-batches [s * G, (s + 1) * G), G = world * grad_accum;
+  rank r takes numbers k * world + r. An epoch then holds whole steps only, so the blocks
+  of one step come from one permutation and no block is seen twice in a step
+  (`micro_per_epoch`). With devices 2 x batch b a step sees exactly the blocks that
+  devices 1 x batch 2b sees (grad_accum 1); only the masks differ.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 IGNORE = -100  # label at positions that carry no loss (unmasked, special, padding)
-
-
-def pack(stream: np.ndarray, seq_len: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a 1-D token stream into blocks [N, seq_len] plus a real-token mask [N, seq_len].
-
-    >>> ids, mask = pack(np.arange(1, 8), 3, pad_id=0)
-    >>> ids.tolist(), int(mask.sum())
-    ([[1, 2, 3], [4, 5, 6], [7, 0, 0]], 7)
-    """
-    n = len(stream)
-    blocks = -(-n // seq_len)  # ceil
-    ids = np.full(blocks * seq_len, pad_id, dtype=np.int64)
-    ids[:n] = stream
-    mask = np.zeros(blocks * seq_len, dtype=bool)
-    mask[:n] = True
-    return ids.reshape(blocks, seq_len), mask.reshape(blocks, seq_len)
-
-
-def token_stream(tokenized_dir: Path, splits: Sequence[str]) -> np.ndarray:
-    """All input_ids of `splits` (in order) concatenated into one int64 array."""
-    import datasets
-
-    dd = datasets.load_from_disk(str(tokenized_dir))
-    parts = []
-    for split in splits:
-        if split not in dd or len(dd[split]) == 0:
-            continue
-        col = dd[split].with_format("arrow")[:]["input_ids"].combine_chunks()  # ListArray
-        parts.append(col.flatten().to_numpy(zero_copy_only=False).astype(np.int64))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def mask_tokens(ids: torch.Tensor, attn: torch.Tensor, gen: torch.Generator, rate: float,
@@ -82,27 +57,55 @@ def _gen(*keys: int) -> torch.Generator:
     return g
 
 
+def micro_per_epoch(n_blocks: int, batch_size: int, world: int = 1, accum: int = 1) -> int:
+    """Global micro-batches per pass over the blocks (one permutation).
+
+    One process: every full batch (at least 1; the single-device schedule, kept as it was).
+    Several: whole optimizer steps only (world * accum micro-batches each), so the
+    micro-batches of a step never straddle two permutations and never share a block;
+    0 when the blocks do not fill one global batch.
+
+    >>> micro_per_epoch(100, 8), micro_per_epoch(100, 8, world=2), micro_per_epoch(100, 8, 2, accum=4)
+    (12, 12, 8)
+    >>> micro_per_epoch(10, 8, world=2)
+    0
+    """
+    if world == 1:
+        return max(1, n_blocks // batch_size)
+    group = world * accum
+    return n_blocks // (batch_size * group) * group
+
+
 class MLMBatches(torch.utils.data.IterableDataset):
     """Endless masked micro-batches; yields dicts input_ids / attention_mask / labels [B, T].
 
     `start()` (called when iteration begins, i.e. after a checkpoint was restored) gives
     how many micro-batches this rank already consumed. With `world` ranks, rank r takes
-    global micro-batches k * world + r.
+    global micro-batches k * world + r; `accum` (grad_accum) sizes an epoch in whole
+    optimizer steps then (`micro_per_epoch`). `ids` / `attn` may be numpy arrays or any
+    array-like that `x[rows]` indexes with an int64 numpy array of rows (row order kept).
     """
 
-    def __init__(self, ids: np.ndarray, attn: np.ndarray, batch_size: int, seed: int, masking: dict,
-                 start: Callable[[], int] = lambda: 0, rank: int = 0, world: int = 1):
-        self.ids, self.attn = torch.from_numpy(ids), torch.from_numpy(attn)
+    def __init__(self, ids, attn, batch_size: int, seed: int, masking: dict,
+                 start: Callable[[], int] = lambda: 0, rank: int = 0, world: int = 1, accum: int = 1):
+        self.ids, self.attn = ids, attn
         self.batch_size, self.seed, self.masking = batch_size, seed, masking
         self.start, self.rank, self.world = start, rank, world
-        self.per_epoch = max(1, len(ids) // batch_size)  # full batches per pass over the blocks
+        self.per_epoch = micro_per_epoch(len(ids), batch_size, world, accum)
+        if self.per_epoch == 0:
+            raise ValueError(f"{len(ids)} blocks do not fill one global batch of "
+                             f"{batch_size * world * accum} (batch_size x world x accum)")
+
+    def rows(self, b: int) -> np.ndarray:
+        """The block numbers of global micro-batch b [B]: a pure function of (seed, b)."""
+        epoch, j = divmod(b, self.per_epoch)
+        perm = torch.randperm(len(self.ids), generator=_gen(self.seed, 1, epoch))
+        return perm[j * self.batch_size:(j + 1) * self.batch_size].numpy()
 
     def batch(self, b: int) -> dict:
         """Global micro-batch number b: a pure function of (seed, b)."""
-        epoch, j = divmod(b, self.per_epoch)
-        perm = torch.randperm(len(self.ids), generator=_gen(self.seed, 1, epoch))
-        rows = perm[j * self.batch_size:(j + 1) * self.batch_size]
-        ids, attn = self.ids[rows], self.attn[rows]  # [B, T]
+        rows = self.rows(b)
+        ids, attn = torch.as_tensor(self.ids[rows]), torch.as_tensor(self.attn[rows])  # [B, T]
         inputs, labels = mask_tokens(ids, attn, _gen(self.seed, 2, b), **self.masking)
         return {"input_ids": inputs, "attention_mask": attn, "labels": labels}
 
@@ -134,10 +137,13 @@ def make_datamodule(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray,
             trainer = self.trainer
             ds = MLMBatches(*train, batch_size, seed, masking,
                             start=lambda: trainer.global_step * accum,
-                            rank=trainer.global_rank, world=trainer.world_size)
+                            rank=trainer.global_rank, world=trainer.world_size, accum=accum)
             return torch.utils.data.DataLoader(ds, batch_size=None)
 
         def val_dataloader(self):
-            return torch.utils.data.DataLoader(val_batches(*val, batch_size, seed, masking), batch_size=None)
+            # Several ranks: each validates on all of val (no DistributedSampler) in batches of the
+            # global micro-batch, so val/loss is what one process at that batch size reports.
+            size = batch_size * self.trainer.world_size
+            return torch.utils.data.DataLoader(val_batches(*val, size, seed, masking), batch_size=None)
 
     return _MLMDataModule()

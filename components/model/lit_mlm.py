@@ -64,6 +64,10 @@ class LitMLM(pl.LightningModule):
         f = lr_lambda(self.opt["max_steps"], self.opt["warmup_fraction"], self.opt["schedule"])
         lr = self.opt["lr"] * f(step - 1)  # the lr this step uses
         loss = sum(self._micro) / max(1, len(self._micro))
+        if self.trainer.world_size > 1:  # DDP: the curve and token counts cover every rank
+            loss, tokens = self._all_ranks(loss)
+            self.tokens_seen += tokens - self._tokens_since  # own tokens were counted per micro-batch
+            self._tokens_since = tokens
         self.curve.append([step, loss, lr])
         now = time.perf_counter()
         metrics = {"train/lr": lr, "train/tokens_seen": float(self.tokens_seen)}
@@ -71,6 +75,13 @@ class LitMLM(pl.LightningModule):
             metrics["train/tokens_per_s"] = self._tokens_since / max(now - self._t_last, 1e-9)
         self.log_dict(metrics, on_step=True, on_epoch=False)
         self._t_last, self._tokens_since, self._micro = now, 0, []
+
+    def _all_ranks(self, loss: float) -> tuple[float, int]:
+        """(mean micro-batch loss, tokens of this step) over all ranks; every rank calls it
+        once per optimizer step, so all ranks keep the same curve and tokens_seen."""
+        local = torch.tensor([loss, float(self._tokens_since)], dtype=torch.float64, device=self.device)
+        total = self.trainer.strategy.reduce(local, reduce_op="sum")  # [2]
+        return float(total[0]) / self.trainer.world_size, int(round(float(total[1])))
 
     def on_train_epoch_start(self) -> None:
         self._t_last, self._tokens_since = None, 0

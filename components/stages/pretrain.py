@@ -101,11 +101,18 @@ def _atomic_checkpoint_io():
 
 
 def load_data(cfg: Params, paths: Paths):
-    """(tokenizer info, packed train blocks, packed val blocks)."""
+    """(tokenizer info, packed train blocks, packed val blocks).
+
+    Train blocks are (ids, attn) views over the memory-mapped token stream of train +
+    unlabeled (+ corpus, with ingest.unlabeled_source) (model/packing.py): nothing is read
+    until rows are indexed, so the corpus may be bigger than RAM. Val blocks (at most
+    pretrain.val_sequences, a seeded subsample) are numpy arrays in memory.
+    """
     import numpy as np
 
-    from components.model.data import pack, token_stream
+    from components.core.paths import CORPUS
     from components.model.io import tokenizer_vocab_size
+    from components.model.packing import PackedBlocks
 
     for need in (paths.tokenizer, paths.tokenized):
         if not need.exists():
@@ -119,12 +126,13 @@ def load_data(cfg: Params, paths: Paths):
         raise DataError(f"{paths.tokenizer}: special tokens missing: {missing}", stage=STAGE)
     specials = sorted(set(ids.values()) | {i for i, t in tok.get_added_tokens_decoder().items() if t.special})
     p = cfg.pretrain
-    train = pack(token_stream(paths.tokenized, ("train", "unlabeled")), p.seq_len, ids["[PAD]"])
-    if len(train[0]) == 0:
+    blocks = PackedBlocks.from_tokenized(paths.tokenized, ("train", "unlabeled", CORPUS), p.seq_len, ids["[PAD]"])
+    if len(blocks) == 0:
         raise DataError(f"{paths.tokenized}: train + unlabeled splits hold no tokens", stage=STAGE)
-    val_ids, val_mask = pack(token_stream(paths.tokenized, ("val",)), p.seq_len, ids["[PAD]"])
-    keep = np.random.default_rng(cfg.project.seed).permutation(len(val_ids))[:p.val_sequences]
-    val = (val_ids[np.sort(keep)], val_mask[np.sort(keep)])
+    train = (blocks.ids, blocks.attn)
+    val_blocks = PackedBlocks.from_tokenized(paths.tokenized, ("val",), p.seq_len, ids["[PAD]"])
+    keep = np.sort(np.random.default_rng(cfg.project.seed).permutation(len(val_blocks))[:p.val_sequences])
+    val = (val_blocks.ids[keep], val_blocks.attn[keep])
     info = {"vocab_size": tokenizer_vocab_size(paths.tokenizer), "pad_id": ids["[PAD]"],
             "mask_id": ids["[MASK]"], "special_ids": specials}
     return info, train, val
@@ -136,16 +144,20 @@ def run(cfg: Params, paths: Paths) -> dict:
 
 def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: dict | None = None) -> dict:
     """The stage. `callbacks` / `trainer_overrides` (e.g. fast_dev_run) are for tests;
-    with overrides the run is a dev run: no checkpoints are kept and nothing resumes."""
-    import warnings
+    with overrides the run is a dev run: no checkpoints are kept and nothing resumes.
+
+    Several processes (pretrain.devices x num_nodes > 1, strategy ddp; model/distributed.py):
+    every rank runs this function, trains on its own shard of each step (model/data.py) and
+    reads the same last.ckpt on resume; rank 0 alone opens the MLflow run, writes the
+    checkpoints (Lightning) and the outputs. The other ranks return {}."""
     from datetime import timedelta
 
     import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
     from pytorch_lightning.loggers import MLFlowLogger
 
     from components.core import tracking
+    from components.model import distributed
     from components.model.data import make_datamodule
     from components.model.encoder import EncoderConfig
     from components.model.lit_mlm import LitMLM
@@ -161,7 +173,6 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
     ckpt_dir = paths.checkpoints / STAGE / run_key(cfg, paths)
     last = ckpt_dir / "last.ckpt"
     resume_step = verify_checkpoint(last) if last.is_file() and not dev else None
-    run_id = _stored_run_id(cfg, paths, ckpt_dir) if resume_step is not None else None
 
     pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
     model = LitMLM(enc_cfg, lr=p.lr, beta2=p.beta2, weight_decay=p.weight_decay, max_steps=p.max_steps,
@@ -169,42 +180,44 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
     n_params = sum(t.numel() for t in model.encoder.parameters())
     dm = make_datamodule(train_blocks, val_blocks, p.batch_size, cfg.project.seed, masking, p.grad_accum)
     has_val = len(val_blocks[0]) > 0
+    cbs = list(callbacks) + ([] if dev else [ModelCheckpoint(
+        dirpath=ckpt_dir, every_n_train_steps=p.checkpoint_every, save_last=True, save_top_k=0,
+        enable_version_counter=False)])
+    early = EarlyStopping("val/loss", patience=p.patience, mode="min") if has_val else None
+    cbs += [early] if early else []
+    kwargs = dict(
+        max_steps=p.max_steps, max_time=timedelta(minutes=p.max_minutes) if p.max_minutes else None,
+        accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes, strategy=p.strategy,
+        precision=precision, accumulate_grad_batches=p.grad_accum,
+        gradient_clip_val=p.grad_clip or None, val_check_interval=p.val_every * p.grad_accum,
+        check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
+        # the MLflow logger joins on rank 0 once its run is open (below); every rank validates on
+        # all val batches (no DistributedSampler), so val/loss is the single-process value
+        logger=False, use_distributed_sampler=False, callbacks=cbs, deterministic="warn", log_every_n_steps=1,
+        enable_progress_bar=True, enable_model_summary=False, default_root_dir=str(ckpt_dir),
+        plugins=[_atomic_checkpoint_io()])
+    kwargs.update(trainer_overrides or {})
+    # Built before anything is written: Lightning's refusals and ours are one-line errors.
+    trainer = distributed.build_trainer(kwargs)
+    distributed.check_launch(trainer, p.batch_size, p.grad_accum, len(train_blocks[0]), str(paths.tokenized))
+    ckpt_path = str(last) if resume_step is not None else None
+    if trainer.global_rank != 0:  # another rank of a multi-process run: train, write nothing
+        _fit(trainer, model, dm, ckpt_path)
+        return {}
 
+    run_id = _stored_run_id(cfg, paths, ckpt_dir) if resume_step is not None else None
     with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params, run_id=run_id) as run:
         if not dev:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             (ckpt_dir / "mlflow_run_id").write_text(run.info.run_id)
         t0 = time.perf_counter()
-        fit_s = 0.0  # trainer.fit only: the compute time the overhead benchmark compares against
         if resume_step is not None:
             print(f"pretrain: resuming from {last} at step {resume_step}")
-        logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run.info.run_id,
-                              tracking_uri=tracking.tracking_uri(cfg.project, paths.root), log_model=False)
-        cbs = list(callbacks) + ([] if dev else [ModelCheckpoint(
-            dirpath=ckpt_dir, every_n_train_steps=p.checkpoint_every, save_last=True, save_top_k=0,
-            enable_version_counter=False)])
-        early = EarlyStopping("val/loss", patience=p.patience, mode="min") if has_val else None
-        cbs += [early] if early else []
-        kwargs = dict(
-            max_steps=p.max_steps, max_time=timedelta(minutes=p.max_minutes) if p.max_minutes else None,
-            accelerator=p.accelerator, devices=p.devices, strategy=p.strategy, precision=precision,
-            accumulate_grad_batches=p.grad_accum,
-            gradient_clip_val=p.grad_clip or None, val_check_interval=p.val_every * p.grad_accum,
-            check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
-            logger=logger, callbacks=cbs, deterministic="warn", log_every_n_steps=1,
-            enable_progress_bar=True, enable_model_summary=False, default_root_dir=str(ckpt_dir),
-            plugins=[_atomic_checkpoint_io()])
-        kwargs.update(trainer_overrides or {})
-        trainer = pl.Trainer(**kwargs)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(does not have many workers|IterableDataset"
-                                    "|isinstance\\(treespec, LeafSpec\\)).*")
-            t_fit = time.perf_counter()
-            trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume_step is not None else None,
-                        weights_only=True)
-            fit_s = time.perf_counter() - t_fit
-        if trainer.global_rank != 0:  # multi-process strategies: rank 0 writes the outputs
-            return {}
+        if kwargs["logger"] is False and not trainer.fast_dev_run:  # (as Lightning: dev runs log nothing)
+            trainer.logger = MLFlowLogger(experiment_name=cfg.project.experiment, run_id=run.info.run_id,
+                                          tracking_uri=tracking.tracking_uri(cfg.project, paths.root),
+                                          log_model=False)
+        fit_s = _fit(trainer, model, dm, ckpt_path)  # the compute time the overhead benchmark compares against
         stopped_by = stop_reason(trainer.global_step, p.max_steps, early, p.max_minutes)
         if stopped_by == "max_minutes":
             print(f"warning: pretrain: stopped by pretrain.max_minutes={p.max_minutes:g} at step "
@@ -212,10 +225,23 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
                   "so `dvc repro -f` will not reproduce it step for step", file=sys.stderr, flush=True)
         wall = time.perf_counter() - t0
         summary = _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run.info.run_id,
-                          wall, model.tokens_seen - model.tokens_at_start, stopped_by, fit_s)
+                          wall, model.tokens_seen - model.tokens_at_start, stopped_by, fit_s,
+                          val_batch_size=p.batch_size * trainer.world_size)  # as in training (data.py)
         if not dev:  # finished: the checkpoints only ever resume an interrupted run
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     return summary
+
+
+def _fit(trainer, model, dm, ckpt_path: str | None) -> float:
+    """trainer.fit (resuming from `ckpt_path` when given); returns its seconds."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|IterableDataset"
+                                "|isinstance\\(treespec, LeafSpec\\)).*")
+        t_fit = time.perf_counter()
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+        return time.perf_counter() - t_fit
 
 
 def stop_reason(step: int, max_steps: int, early, max_minutes: float) -> str:
@@ -270,7 +296,7 @@ def _val_loss(model, val_blocks, masking, batch_size: int, seed: int) -> float |
 
 
 def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id, wall, tokens, stopped_by,
-            fit_s: float = 0.0) -> dict:
+            fit_s: float = 0.0, val_batch_size: int | None = None) -> dict:
     """Export the encoder and write reports/pretrain.json + reports/pretrain_curve.csv."""
     import mlflow
 
@@ -284,7 +310,8 @@ def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id,
         "steps": int(curve[-1][0]) if curve else 0,
         "tokens_seen": int(model.tokens_seen),
         "final_train_loss": round(sum(tail) / len(tail), 5) if tail else None,
-        "final_val_loss": _round(_val_loss(model, val_blocks, masking, cfg.pretrain.batch_size, cfg.project.seed)),
+        "final_val_loss": _round(_val_loss(model, val_blocks, masking, val_batch_size or cfg.pretrain.batch_size,
+                                              cfg.project.seed)),
         "tokens_per_s": round(tokens / wall, 1) if tokens and wall > 0 else None,
         "wall_seconds": round(wall, 2),
         "precision": precision,
