@@ -41,13 +41,27 @@ TINY = {
 UPSTREAM = ("ingest", "validate", "tokenize", "pretrain", "finetune", "evaluate")
 
 
-def sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """n distinct (text, label) rows; the label is readable from the sentiment words."""
+# A third class for the single-label >2-classes tests (sentences(..., classes=3)).
+MID = ["okay", "average", "mediocre", "fine", "passable", "middling", "decent", "ordinary"]
+CLASS_WORDS = {"positive": POS, "negative": NEG, "neutral": MID}
+
+# multi_label: each topic present in a text contributes 2 of its words; a text has 0-3 topics.
+TOPICS = {"acting": ["actor", "actress", "performance", "role", "cast", "portrayal"],
+          "music": ["score", "soundtrack", "song", "melody", "orchestra", "tune"],
+          "visuals": ["camera", "shot", "colour", "lighting", "frame", "scenery"]}
+TOPIC_FILL = ["the", "film", "movie", "story", "was", "really", "quite", "and", "a", "very",
+              "overall", "truly", "script", "ending", "scene", "plot"]
+
+
+def sentences(n: int, seed: int = 0, classes: int = 2) -> list[tuple[str, str]]:
+    """n distinct (text, label) rows; the label is readable from the sentiment words
+    (classes=3 adds "neutral")."""
     rng = random.Random(seed)
+    names = ["positive", "negative", "neutral"][:classes]
     rows, seen = [], set()
     while len(rows) < n:
-        label = rng.choice(["positive", "negative"])
-        words = rng.sample(FILL, 5) + rng.sample(POS if label == "positive" else NEG, 2)
+        label = rng.choice(names) if classes != 2 else rng.choice(["positive", "negative"])
+        words = rng.sample(FILL, 5) + rng.sample(CLASS_WORDS[label], 2)
         rng.shuffle(words)
         text = " ".join(words)
         if text not in seen:
@@ -56,15 +70,44 @@ def sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
-def write_project(root: Path, n: int = 320, overrides: dict | None = None) -> None:
+def topic_rows(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
+    """n distinct (text, label set) rows for multi_label: every topic present adds 2 of its
+    words; about 1 in 8 texts has no topic (a row with no labels)."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        topics = sorted(t for t in TOPICS if rng.random() < 0.45)
+        words = rng.sample(TOPIC_FILL, 5) + [w for t in topics for w in rng.sample(TOPICS[t], 2)]
+        rng.shuffle(words)
+        text = " ".join(words)
+        if text not in seen:
+            seen.add(text)
+            rows.append((text, topics))
+    return rows
+
+
+# What write_project(..., task="multi_label") adds to TINY: a "|"-delimited CSV label column.
+MULTI = {"ingest": {"task": "multi_label", "label_delimiter": "|"}}
+
+
+def write_project(root: Path, n: int = 320, overrides: dict | None = None, task: str = "single_label",
+                  classes: int = 2) -> None:
+    """raw.csv + params.yaml. multi_label: labels "a|b", "[]" for a row with none (TOPICS);
+    single_label: `classes` sentiment classes (2 or 3)."""
     import pandas as pd
 
     root.mkdir(parents=True, exist_ok=True)
-    rows = sentences(n + n // 4)  # the last quarter is unlabeled text (for pretraining)
+    if task == "multi_label":
+        rows = [(t, "|".join(ls) or "[]") for t, ls in topic_rows(n + n // 4)]
+    else:
+        rows = sentences(n + n // 4, classes=classes)  # the last quarter is unlabeled text (for pretraining)
     frame = pd.DataFrame(rows, columns=["text", "label"])
     frame.loc[n:, "label"] = None
     frame.to_csv(root / "raw.csv", index=False)
     params = {k: dict(v) for k, v in TINY.items()}
+    if task == "multi_label":
+        for section, values in MULTI.items():
+            params[section].update(values)
     for section, values in (overrides or {}).items():
         params.setdefault(section, {}).update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")

@@ -4,7 +4,9 @@ Built-in GX expectations cover schema, nulls, label set, lengths, uniqueness
 and leakage. Two dataset-level checks have no built-in equivalent, so they are
 custom GX expectations backed by custom column-aggregate metrics (pandas):
 the share of bad characters over ALL characters of a column, and the share of
-the majority value. Both register with GX when this module is imported, so
+the majority value. multi_label splits (label = a list of ids per row) get three
+more, backed by one metric over the label lists: valid id lists, label
+cardinality (labels per row; share of rows with none) and a minimum count per label. Both register with GX when this module is imported, so
 import it lazily (components.stages.validate does, inside `run`).
 
 Every expectation carries `severity` (GX's own critical/warning field) and
@@ -106,6 +108,99 @@ class ExpectColumnMajorityFractionToBeAtMost(ColumnAggregateExpectation):
                            "details": {"majority_value": value, "rows": total}}}
 
 
+def label_list_stats(values) -> tuple:
+    """(rows, bad rows, rows with no label, min / max / mean labels per row, ((id, count), ...))
+    over the non-null label lists of a column. A bad row is not a list of distinct ints.
+
+    >>> label_list_stats([[0, 2], [], [2], "x"])
+    (4, 1, 1, 0, 2, 1.0, ((0, 1), (2, 2)))
+    """
+    rows = bad = empty = 0
+    sizes: list[int] = []
+    counts: dict[int, int] = {}
+    for v in values:
+        rows += 1
+        v = v.tolist() if hasattr(v, "tolist") else v
+        if not isinstance(v, list) or not all(isinstance(i, int) for i in v) or len(set(v)) != len(v):
+            bad += 1
+            continue
+        empty += not v
+        sizes.append(len(v))
+        for i in v:
+            counts[i] = counts.get(i, 0) + 1
+    mean = round(sum(sizes) / len(sizes), 6) if sizes else 0.0
+    return (rows, bad, empty, min(sizes, default=0), max(sizes, default=0), mean, tuple(sorted(counts.items())))
+
+
+class ColumnLabelListStats(ColumnAggregateMetricProvider):
+    """label_list_stats of a multi_label `label` column (one list of ids per row)."""
+
+    metric_name = "column.label_list_stats"
+
+    @column_aggregate_value(engine=PandasExecutionEngine)
+    def _pandas(cls, column, **kwargs):
+        return label_list_stats(column.dropna())
+
+
+def _cardinality(stats) -> dict:
+    rows, bad, empty, lo, hi, mean, _ = stats
+    return {"labels_per_row_min": lo, "labels_per_row_max": hi, "labels_per_row_mean": mean,
+            "no_label_rows": empty, "rows": rows}
+
+
+class ExpectLabelListsToBeValid(ColumnAggregateExpectation):
+    """Every label is a list of distinct ids in 0..num_labels-1 (unexpected_count: bad rows)."""
+
+    num_labels: int
+    metric_dependencies = ("column.label_list_stats",)
+    success_keys = ("num_labels",)
+    args_keys = ("column", "num_labels")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        stats = metrics["column.label_list_stats"]
+        out_of_range = sum(c for i, c in stats[6] if not 0 <= i < self.num_labels)
+        bad = stats[1] + out_of_range
+        return {"success": bad == 0, "result": {"observed_value": bad, "unexpected_count": bad,
+                                                "details": _cardinality(stats)}}
+
+
+class ExpectNoLabelFractionToBeAtMost(ColumnAggregateExpectation):
+    """Label cardinality: at most `max_value` of the rows carry no label at all
+    (observed: that share; details: min / max / mean labels per row)."""
+
+    max_value: float
+    metric_dependencies = ("column.label_list_stats",)
+    success_keys = ("max_value",)
+    args_keys = ("column", "max_value")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        stats = metrics["column.label_list_stats"]
+        rows, empty = stats[0] - stats[1], stats[2]
+        fraction = empty / rows if rows else 0.0
+        return {"success": fraction <= self.max_value,
+                "result": {"observed_value": fraction, "unexpected_count": empty,
+                           "details": _cardinality(stats)}}
+
+
+class ExpectLabelCountsToBeAtLeast(ColumnAggregateExpectation):
+    """Each of the num_labels ids is on at least `min_value` rows (unexpected_count: labels
+    below it; details: their ids and every label's count)."""
+
+    num_labels: int
+    min_value: int
+    metric_dependencies = ("column.label_list_stats",)
+    success_keys = ("num_labels", "min_value")
+    args_keys = ("column", "num_labels", "min_value")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        counts = dict(metrics["column.label_list_stats"][6])
+        per_label = [counts.get(i, 0) for i in range(self.num_labels)]
+        low = [i for i, c in enumerate(per_label) if c < self.min_value]
+        return {"success": not low, "result": {"observed_value": min(per_label, default=0),
+                                               "unexpected_count": len(low),
+                                               "details": {"below": low, "counts": per_label}}}
+
+
 def _e(cls, check: str, severity: str, meta: dict | None = None, **kwargs):
     """Build one expectation, tagged with its check name and severity."""
     return cls(severity=severity, meta={"check": check, **(meta or {})}, **kwargs)
@@ -113,7 +208,7 @@ def _e(cls, check: str, severity: str, meta: dict | None = None, **kwargs):
 
 def split_expectations(split: str, columns: Iterable[str], labels: list[str],
                        leaks: dict[str, list[str]], cfg: ValidateConfig,
-                       ingest: IngestConfig) -> list:
+                       ingest: IngestConfig, task: str = "single_label") -> list:
     """The expectations for one split.
 
     `columns` are the columns the file really has: checks on a missing column
@@ -163,6 +258,8 @@ def split_expectations(split: str, columns: Iterable[str], labels: list[str],
                           description=f"No `text` also appears in the {other} split "
                                       f"(the {len(shared)} shared texts are the set)."))
 
+    if labelled and "label" in present and task == "multi_label":
+        return out + _multi_label_expectations(split, labels, cfg)
     if labelled and "label" in present:
         ids = list(range(len(labels)))
         out += [
@@ -186,6 +283,25 @@ def split_expectations(split: str, columns: Iterable[str], labels: list[str],
                    description=f"The majority class is at most "
                                f"{cfg.max_majority_fraction:g} of the train rows."),
             ]
+    return out
+
+
+def _multi_label_expectations(split: str, labels: list[str], cfg: ValidateConfig) -> list:
+    """label: lists of valid ids; cardinality (rows with no label); train: rows per label."""
+    n = len(labels)
+    out = [
+        _e(gxe.ExpectColumnValuesToNotBeNull, "label_not_null", CRITICAL, column="label"),
+        _e(ExpectLabelListsToBeValid, "label_lists", CRITICAL, column="label", num_labels=n,
+           description=f"Every `label` is a list of distinct ids of labels.json (0..{n - 1})."),
+        _e(ExpectNoLabelFractionToBeAtMost, "label_cardinality", CRITICAL if split == "train" else WARNING,
+           column="label", max_value=cfg.max_no_label_fraction,
+           description=f"At most {cfg.max_no_label_fraction:g} of the rows have no label "
+                       f"(details: labels per row)."),
+    ]
+    if split == "train":
+        out.append(_e(ExpectLabelCountsToBeAtLeast, "label_min_count", CRITICAL, column="label",
+                      num_labels=n, min_value=cfg.min_label_count,
+                      description=f"Every label is on at least {cfg.min_label_count} train rows."))
     return out
 
 

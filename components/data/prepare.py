@@ -76,8 +76,10 @@ def order_labels(names) -> list[str]:
 class Prepared:
     labels: list[str]  # index = label id
     splits: dict  # "train"/"val"/"test" -> list of (id, text, label_id), sorted by id
+    # (multi_label: label_id is a sorted tuple of ids, possibly empty)
     unlabeled: list  # list of (id, text), sorted by id
     report: dict
+    task: str = "single_label"
 
 
 def _err(msg: str) -> DataError:
@@ -89,7 +91,12 @@ def _frac(n: int, d: int) -> float:
 
 
 def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
-    """Normalize, drop empties and duplicates, map labels, split by hash; check thresholds."""
+    """Normalize, drop empties and duplicates, map labels, split by hash; check thresholds.
+
+    multi_label: a chunk's label is a tuple of names (readers.label_set; a plain name counts
+    as a 1-tuple); a duplicate text with another label SET is a conflict, like single_label.
+    """
+    multi = cfg.task == "multi_label"
     allowed = set(cfg.labels)
     labelled: dict[str, str] = {}  # text -> label name; insertion order = source order
     unlabeled: dict[str, None] = {}  # an ordered set
@@ -105,10 +112,21 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
                 raise _err(f"{chunk.where(i)}: text has {len(text)} characters (more than "
                            f"ingest.max_text_chars={cfg.max_text_chars})")
             label = chunk.labels[i] if chunk.labels is not None else None
+            if multi and isinstance(label, str):
+                label = (label,)
+            elif not multi and isinstance(label, tuple):  # a reader of another task; never by default
+                raise _err(f"{chunk.where(i)}: label is a list ({list(label)!r}); a set of labels per "
+                           f"text needs ingest.task: multi_label")
+            if multi and label is not None:
+                label = tuple(sorted(set(label)))  # a set: order and repeats do not matter
             if label is None:
                 dup_unlabeled += text in unlabeled
                 unlabeled.setdefault(text)
-            elif allowed and label not in allowed:
+            elif multi and allowed and not allowed.issuperset(label):
+                bad = next(n for n in label if n not in allowed)
+                raise _err(f"{chunk.where(i)}: label {bad!r} is not in ingest.labels "
+                           f"({', '.join(cfg.labels)})")
+            elif not multi and allowed and label not in allowed:
                 raise _err(f"{chunk.where(i)}: label {label!r} is not in ingest.labels "
                            f"({', '.join(cfg.labels)})")
             elif text in labelled:
@@ -137,8 +155,11 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
             raise _err(f"{where}: no labelled rows: column {cfg.label_column!r} not found in any "
                        f"input, and fine-tuning needs labels (columns found: {found})")
         raise _err(f"{where}: no labelled rows: every value of column {cfg.label_column!r} is empty")
-    present = set(labelled.values())
-    if len(present) < 2:
+    present = {n for v in labelled.values() for n in v} if multi else set(labelled.values())
+    if multi and len(cfg.labels or present) < 2:
+        found = f"only one ({next(iter(present))!r})" if present else "none"
+        raise _err(f"{where}: multi_label needs at least 2 labels in the labelled rows, found {found}")
+    if not multi and len(present) < 2:
         raise _err(f"{where}: only one class ({next(iter(present))!r}) in the labelled rows; "
                    f"fine-tuning needs at least 2")
     labels = list(cfg.labels) if cfg.labels else order_labels(present)
@@ -147,7 +168,8 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for text, name in labelled.items():
         rid = text_id(text)
-        splits[split_of(rid, cfg.val_fraction, cfg.test_fraction)].append((rid, text, label_id[name]))
+        lid = tuple(sorted(label_id[n] for n in name)) if multi else label_id[name]
+        splits[split_of(rid, cfg.val_fraction, cfg.test_fraction)].append((rid, text, lid))
     for rows_ in splits.values():
         rows_.sort()
     unl = sorted((text_id(t), t) for t in unlabeled)
@@ -155,7 +177,8 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
     counts = {s: {n: 0 for n in labels} for s in splits}
     for s, rows_ in splits.items():
         for _, _, lid in rows_:
-            counts[s][labels[lid]] += 1
+            for i in (lid if multi else (lid,)):
+                counts[s][labels[i]] += 1
     labelled_read = sum(sum(l is not None for l in c.labels) for c in chunks if c.labels is not None)
     report = {
         "source": source,
@@ -174,4 +197,9 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
         "splits": {**{s: len(r) for s, r in splits.items()}, "unlabeled": len(unl)},
         "label_counts": counts,
     }
-    return Prepared(labels, splits, unl, report)
+    if multi:  # labels per row: rows with none are allowed and counted
+        report["task"] = cfg.task
+        report["no_label_rows"] = {s: sum(not lid for _, _, lid in r) for s, r in splits.items()}
+        report["labels_per_row"] = {s: round(sum(map(len, (lid for _, _, lid in r))) / len(r), 6) if r else 0.0
+                                    for s, r in splits.items()}
+    return Prepared(labels, splits, unl, report, cfg.task)

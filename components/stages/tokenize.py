@@ -5,7 +5,8 @@ Writes models/tokenizer/tokenizer.json  (trained on train + unlabeled text ONLY:
                                          val/test never shape the vocabulary)
        data/tokenized/                  (DatasetDict: input_ids list<int32> with
                                          [CLS]..[SEP], not truncated, not padded;
-                                         label int64, -1 for unlabeled)
+                                         label int64, -1 for unlabeled; a multi_label
+                                         split keeps its label ids: list<int64>)
        reports/tokenizer.json           (vocab size, UNK rate, length stats)
 
     from components.core.config import Params
@@ -97,20 +98,34 @@ def encode_batch_fn(tok, labelled: bool):
         offsets = np.zeros(len(ids) + 1, dtype=np.int32)  # [B+1], offsets[i]..offsets[i+1] = row i
         np.cumsum(lengths, out=offsets[1:])
         flat = np.fromiter((i for row in ids for i in row), dtype=np.int32, count=int(offsets[-1]))
-        label = (batch.column("label").cast(pa.int64()) if labelled
-                 else pa.array(np.full(len(ids), -1, dtype=np.int64)))
+        if not labelled:
+            label = pa.array(np.full(len(ids), -1, dtype=np.int64))
+        elif pa.types.is_list(batch.column("label").type):  # multi_label: the label ids of each row
+            label = batch.column("label").cast(pa.list_(pa.int64()))
+        else:
+            label = batch.column("label").cast(pa.int64())
         return pa.table({"input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
                          "label": label})
 
     return fn
 
 
-def _features():
-    """The tokenized contract: input_ids list<int32>, label int64 (-1 = unlabeled)."""
+def _features(multi: bool = False):
+    """The tokenized contract: input_ids list<int32>, label int64 (-1 = unlabeled), or
+    list<int64> for a multi_label split."""
     import datasets
 
-    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
-                              "label": datasets.Value("int64")})
+    label = datasets.List(datasets.Value("int64")) if multi else datasets.Value("int64")
+    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")), "label": label})
+
+
+def _multi(path: Path) -> bool:
+    """Whether a prepared split holds multi_label rows (label is a list column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    return "label" in schema.names and pa.types.is_list(schema.field("label").type)
 
 
 def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
@@ -123,7 +138,8 @@ def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
         labelled = split != "unlabeled"
         if pq.ParquetFile(paths.split(split)).metadata.num_rows == 0:
             # from_parquet fails on an empty file ("BatchSize must be greater than 0")
-            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []}, features=_features())
+            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []},
+                                                    features=_features(labelled and _multi(paths.split(split))))
             continue
         with _no_progress_bars():  # from_parquet's bar says "Generating train split" for every split
             ds = datasets.Dataset.from_parquet(
@@ -150,9 +166,11 @@ def encode_dataset(ds, tok, batch_size: int, cache_file: Path | None = None, des
     if fingerprint is None:
         fingerprint = hashlib.sha256(tok.to_str().encode() + ds._fingerprint.encode()).hexdigest()[:16]
 
+    labelled = "label" in ds.column_names
+    multi = labelled and isinstance(ds.features["label"], datasets.List)
     return ds.with_format("arrow").map(
-        encode_batch_fn(tok, labelled="label" in ds.column_names), batched=True,
-        batch_size=batch_size, remove_columns=ds.column_names, features=_features(), desc=desc,
+        encode_batch_fn(tok, labelled=labelled), batched=True,
+        batch_size=batch_size, remove_columns=ds.column_names, features=_features(multi), desc=desc,
         keep_in_memory=cache_file is None, load_from_cache_file=False,
         cache_file_name=None if cache_file is None else str(cache_file),
         new_fingerprint=fingerprint,  # given, so datasets does not hash (pickle) the tokenizer
@@ -232,7 +250,9 @@ def _check_split(paths: Paths, split: str) -> None:
         if col not in names:
             raise DataError(f"{_rel(paths, path)}: column {col!r} not found (columns: {', '.join(names)})",
                             stage=STAGE)
-    kinds = {"text": (pa.types.is_string, pa.types.is_large_string), "label": (pa.types.is_integer,)}
+    kinds = {"text": (pa.types.is_string, pa.types.is_large_string),
+             "label": (pa.types.is_integer,  # multi_label: a list of ids
+                       lambda t: pa.types.is_list(t) and pa.types.is_integer(t.value_type))}
     for col, checks in kinds.items():
         if col in names and not any(check(schema.field(col).type) for check in checks):
             raise DataError(f"{_rel(paths, path)}: column {col!r} has type {schema.field(col).type} "
