@@ -14,6 +14,9 @@ Folder layout (no pickle): model.safetensors (ClassifierNet state dict),
 tokenizer.json, config.json = {"format", "kind", "backbone", "labels",
 "max_length", "pad_id", "dropout", **extra}. backbone is {"kind": "encoderflow",
 "encoder": EncoderConfig fields} or {"kind": "hf", "config": HF config dict, "pooling"}.
+A multi_label model's config.json also holds "task": "multi_label" and "thresholds"
+(one per label, tuned on val): its probabilities are per-label sigmoids, and
+`predict_labels` returns the label set of each text.
 """
 
 from __future__ import annotations
@@ -135,6 +138,12 @@ class TextClassifier:
         self.max_length = int(max_length)
         self.pad_id = int(pad_id)
         self.meta = dict(meta or {})
+        self.task = self.meta.get("task", "single_label")
+        self.thresholds = [float(t) for t in self.meta.get("thresholds") or [0.5] * len(self.labels)]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi_label"
 
     # ------------------------------------------------------------------ files
     @classmethod
@@ -188,10 +197,22 @@ class TextClassifier:
         return result.numpy()
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [N, C] (float32, rows sum to 1), columns in `labels` order."""
+        """Class probabilities [N, C] (float32, rows sum to 1), columns in `labels` order.
+        multi_label: one independent sigmoid probability per label (rows need not sum to 1)."""
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if self.multi_label:
+            return self._batches(texts, batch_size, lambda i, m: torch.sigmoid(self.net(i, m).float()))
         return self._batches(texts, batch_size, lambda i, m: torch.softmax(self.net(i, m).float(), -1))
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """multi_label: 0/1 [N, C], each label's probability >= its tuned threshold."""
+        return (np.asarray(probs) >= np.asarray(self.thresholds, dtype=np.float64)[None, :]).astype(np.int64)
+
+    def predict_labels(self, texts: list[str], batch_size: int = 64) -> list[list[str]]:
+        """multi_label: the label set of each text (labels.json order; [] when none passes)."""
+        chosen = self.decide(self.predict_proba(texts, batch_size))
+        return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
         """Label names, argmax of predict_proba."""
