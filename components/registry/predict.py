@@ -7,7 +7,8 @@ Input: .csv, .jsonl (one JSON object a line) or .parquet with a text column;
 read in record batches (pyarrow's streaming CSV / JSON readers, Parquet row
 groups), scored `chunk_rows` at a time through the model's pyfunc, written as
 it goes. Output rows are in input order. predict writes the input columns plus
-label, label_id, prob_<label> (an input column with one of those names is
+label, label_id, prob_<label> (multi_label: labels, prob_<label>; labels is a
+list, joined with "|" in a CSV) (an input column with one of those names is
 kept as <name>_input); embed writes the input columns plus `embedding`
 (.parquet) or only the float32 matrix [N, H] (.npy). Outputs appear atomically.
 """
@@ -193,7 +194,12 @@ class _LabelSink:
     def write(self, chunk, frame) -> None:
         import pyarrow as pa
 
-        self.writer.write(_merge(chunk, {c: pa.array(frame[c].to_numpy()) for c in frame.columns}))
+        cols = {c: pa.array(frame[c].to_numpy()) for c in frame.columns if c != "labels"}
+        if "labels" in frame.columns:  # multi_label: a list of names per row ("a|b" in a CSV)
+            sets = [list(v) for v in frame["labels"]]
+            cols = {"labels": pa.array(["|".join(v) for v in sets]) if self.writer.kind == ".csv"
+                    else pa.array(sets, type=pa.list_(pa.string())), **cols}
+        self.writer.write(_merge(chunk, cols))
 
     def close(self) -> None:
         self.writer.close()

@@ -14,6 +14,10 @@ pass `pd.DataFrame({"text": texts})`).
     model.predict(pd.DataFrame({"text": ["great film"]}))
     #   label  label_id  prob_negative  prob_positive
     model.predict(df, params={"output": "embedding"})   # np.ndarray [N, H] float32
+
+A multi_label model returns `labels` (the list of label names whose probability
+reaches the label's tuned threshold; [] when none does) and prob_<label> per label
+(independent sigmoid probabilities), instead of label / label_id.
 """
 
 from __future__ import annotations
@@ -82,6 +86,19 @@ def label_frame(probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
     return frame
 
 
+def labels_frame(probs: np.ndarray, labels: list[str], thresholds) -> pd.DataFrame:
+    """multi_label: probs [N, C] -> one row per text: labels (list of names), prob_<label>.
+
+    >>> labels_frame(np.array([[0.7, 0.2, 0.6]]), ["a", "b", "c"], [0.5, 0.5, 0.65]).iloc[0].to_dict()
+    {'labels': ['a'], 'prob_a': 0.7, 'prob_b': 0.2, 'prob_c': 0.6}
+    """
+    chosen = np.asarray(probs) >= np.asarray(thresholds, dtype=np.float64)[None, :]  # [N, C]
+    frame = pd.DataFrame({"labels": [[labels[j] for j in np.flatnonzero(row)] for row in chosen]})
+    for j, name in enumerate(labels):
+        frame[f"{PROB}{name}"] = probs[:, j].astype(np.float64) if len(probs) else np.zeros(0)
+    return frame
+
+
 class EncoderflowModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around `TextClassifier` (artifact "model" = models/finetuned)."""
 
@@ -105,6 +122,8 @@ class EncoderflowModel(mlflow.pyfunc.PythonModel):
         if output == "embedding":
             return np.asarray(self.classifier.embed(texts, batch_size=batch_size), dtype=np.float32)
         probs = np.asarray(self.classifier.predict_proba(texts, batch_size=batch_size))  # [N, C]
+        if self.classifier.multi_label:
+            return labels_frame(probs, list(self.classifier.labels), self.classifier.thresholds)
         return label_frame(probs, list(self.classifier.labels))
 
 
