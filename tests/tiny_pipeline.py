@@ -123,9 +123,10 @@ def run_stages(root: Path, names=UPSTREAM, params: str = "params.yaml") -> None:
         stages.get(name).load()(cfg, Paths.at(root))
 
 
-def build(root: Path) -> Path:
-    """A project with every upstream output of register (and their MLflow runs)."""
-    write_project(root)
+def build(root: Path, **project) -> Path:
+    """A project with every upstream output of register (and their MLflow runs);
+    `project`: write_project's task / classes / overrides."""
+    write_project(root, **project)
     run_stages(root)
     return root
 
@@ -133,14 +134,20 @@ def build(root: Path) -> Path:
 _CACHE: dict[str, Path] = {}
 
 
-def cached_build(factory) -> Path:
+def cached_build(factory, **project) -> Path:
     """Build once per pytest process (factory: pytest's tmp_path_factory).
 
     Developers may point ENCODERFLOW_TEST_PIPELINE at a folder to build it once
-    and reuse it across pytest runs (it is built there when empty).
+    and reuse it across pytest runs (it is built there when empty). `project`
+    (task="multi_label", classes=3, ...) builds another project, cached per value.
     """
     import os
 
+    if project:
+        key = repr(sorted(project.items()))
+        if key not in _CACHE:
+            _CACHE[key] = build(factory.mktemp("tiny_pipeline_" + "_".join(map(str, project.values()))), **project)
+        return _CACHE[key]
     if "root" not in _CACHE:
         keep = os.environ.get("ENCODERFLOW_TEST_PIPELINE")
         if keep and (Path(keep) / "reports" / "metrics.json").is_file():
