@@ -188,7 +188,7 @@ def _registered(root: Path, **register) -> dict:
 
 
 @pytest.mark.slow
-def test_multi_label_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path, monkeypatch):
+def test_multi_label_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path, monkeypatch, capsys):
     """ingest -> validate -> tokenize -> pretrain -> finetune -> evaluate -> register on the
     tiny multi_label project; the gate compares macro-F1; the pyfunc and `predict` return label sets."""
     import mlflow
@@ -209,7 +209,11 @@ def test_multi_label_pipeline_ingest_to_register_and_predict(tmp_path_factory, t
         assert {f"{scorer}.{k}" for k in ("macro_f1", "micro_f1", "subset_accuracy", "precision.music")} <= set(metrics)
     assert "model.accuracy" not in metrics and metrics["model.macro_f1"] > 0.8  # learnable from topic words
     assert json.loads((root / "reports/validation.json").read_text())["critical_failures"] == 0
-    assert json.loads((root / "models/teacher/DISABLED.json").read_text())["enabled"] is False
+    from components.stages import teacher  # enabled, but single_label only: one line, the no-op outputs
+
+    teacher.run(load_params(root / "params.yaml", ["teacher.enabled=true"]), Paths.at(root))
+    assert "teacher: skipped: the teacher is single_label only" in capsys.readouterr().out
+    assert "multi_label" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
 
     report = _registered(root, floor_vs_tfidf=False)
     assert report["decision"] == "champion" and report["gate"]["metric"] == "macro_f1"

@@ -49,6 +49,7 @@ CLASS_WORDS = {"positive": POS, "negative": NEG, "neutral": MID}
 TOPICS = {"acting": ["actor", "actress", "performance", "role", "cast", "portrayal"],
           "music": ["score", "soundtrack", "song", "melody", "orchestra", "tune"],
           "visuals": ["camera", "shot", "colour", "lighting", "frame", "scenery"]}
+TOPIC_WORD = {w: t for t, ws in TOPICS.items() for w in ws}
 TOPIC_FILL = ["the", "film", "movie", "story", "was", "really", "quite", "and", "a", "very",
               "overall", "truly", "script", "ending", "scene", "plot"]
 
@@ -70,14 +71,20 @@ def sentences(n: int, seed: int = 0, classes: int = 2) -> list[tuple[str, str]]:
     return rows
 
 
-def topic_rows(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
+def topic_rows(n: int, seed: int = 0, noise: float = 0.0) -> list[tuple[str, list[str]]]:
     """n distinct (text, label set) rows for multi_label: every topic present adds 2 of its
-    words; about 1 in 8 texts has no topic (a row with no labels)."""
+    words; about 1 in 8 texts has no topic (a row with no labels). With `noise` > 0 each
+    topic word is dropped with probability noise / 2 (a present topic may lose both), and
+    each absent topic adds 1 of its words anyway (a distractor) with probability `noise`,
+    so the labels are no longer separable (README, Tasks, uses noise 0.3)."""
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < n:
         topics = sorted(t for t in TOPICS if rng.random() < 0.45)
         words = rng.sample(TOPIC_FILL, 5) + [w for t in topics for w in rng.sample(TOPICS[t], 2)]
+        if noise:
+            words = [w for w in words if not (w in TOPIC_WORD and rng.random() < noise / 2)]
+            words += [rng.choice(TOPICS[t]) for t in TOPICS if t not in topics and rng.random() < noise]
         rng.shuffle(words)
         text = " ".join(words)
         if text not in seen:
@@ -91,14 +98,14 @@ MULTI = {"ingest": {"task": "multi_label", "label_delimiter": "|"}}
 
 
 def write_project(root: Path, n: int = 320, overrides: dict | None = None, task: str = "single_label",
-                  classes: int = 2) -> None:
+                  classes: int = 2, noise: float = 0.0) -> None:
     """raw.csv + params.yaml. multi_label: labels "a|b", "[]" for a row with none (TOPICS);
     single_label: `classes` sentiment classes (2 or 3)."""
     import pandas as pd
 
     root.mkdir(parents=True, exist_ok=True)
     if task == "multi_label":
-        rows = [(t, "|".join(ls) or "[]") for t, ls in topic_rows(n + n // 4)]
+        rows = [(t, "|".join(ls) or "[]") for t, ls in topic_rows(n + n // 4, noise=noise)]
     else:
         rows = sentences(n + n // 4, classes=classes)  # the last quarter is unlabeled text (for pretraining)
     frame = pd.DataFrame(rows, columns=["text", "label"])
