@@ -174,7 +174,13 @@ def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[s
     pred = [list(v) for v in out["labels"]] if "labels" in out.columns else [[v] for v in out["label"]]
     true = [list(v) for v in truth] if truth and not isinstance(truth[0], str) else [[v] for v in truth]
     names = list(labels) + sorted({n for row in true + pred for n in row} - set(labels))
-    index = {n: i for i, n in enumerate(names)}
-    hot = lambda rows: np.array([[n in set(r) for n in names] for r in rows], dtype=bool).reshape(len(rows), len(index))  # noqa: E731
+    column = {n: i for i, n in enumerate(names)}
+
+    def hot(sets: list[list[str]]) -> np.ndarray:  # [N, C] bool
+        out = np.zeros((len(sets), len(names)), dtype=bool)
+        for r, names_of_row in enumerate(sets):
+            out[r, [column[n] for n in names_of_row]] = True
+        return out
+
     rows = row_counts(hot(pred), hot(true))  # [N, 3C + 1]
     return rows[:, -1] if metric == "subset_accuracy" else rows
