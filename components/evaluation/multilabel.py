@@ -11,6 +11,8 @@ An F1 is a function of the summed tp / fp / fn counts, so a bootstrap resample i
 per-row count vectors (`row_counts`). `resampled` draws the same rows as
 metrics.bootstrap_ci (same seed -> same resamples) and is what the gate's paired test
 uses for macro-F1 (components/evaluation/gate.py).
+
+The multi_label baselines are in evaluation/multilabel_baselines.py.
 """
 
 from __future__ import annotations
@@ -126,3 +128,4 @@ def multilabel_metrics(probs: np.ndarray, target: np.ndarray, label_names: list[
     out["subset_accuracy_ci_low"], out["subset_accuracy_ci_high"] = stat_ci(
         rows, "subset_accuracy", bootstrap_samples, seed)
     return {k: float(v) for k, v in out.items() if not math.isnan(v)}
+

@@ -111,9 +111,9 @@ def score_all_multi(cfg: Params, paths: Paths, run_id: str | None = None,
     the invariance checks on the whole label set. No teacher (single_label only)."""
     from components.data.labels import read_labels
     from components.evaluation import behaviour
-    from components.evaluation.baselines import multilabel_baselines
     from components.evaluation.metrics import flatten
     from components.evaluation.multilabel import multilabel_metrics
+    from components.evaluation.multilabel_baselines import multilabel_baselines
 
     ev, seed = cfg.evaluate, cfg.project.seed
     labels = read_labels(paths.labels)
