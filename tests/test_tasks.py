@@ -95,7 +95,13 @@ def test_gate_paired_bootstrap_of_macro_f1():
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"ingest": {"task": "pair"}}, "ingest.task: expected one of 'single_label', 'multi_label', got 'pair'"),
+    ({"ingest": {"task": "triplet"}}, "ingest.task: expected one of 'single_label', 'multi_label', 'pair', got 'triplet'"),
+    ({"ingest": {"task": "pair"}, "register": {"metric": "micro_f1"}},
+     "register.metric: expected one of accuracy, macro_f1 for ingest.task pair"),
+    ({"ingest": {"task": "pair"}, "teacher": {"enabled": True}, "finetune": {"distill": {"enabled": True}}},
+     "finetune.distill.enabled: expected false while ingest.task is pair"),
+    ({"ingest": {"task": "pair"}, "finetune": {"augment_copies": 1}},
+     "finetune.augment_copies: expected 0 while ingest.task is pair"),
     ({"ingest": {"task": "multi_label"}, "register": {"metric": "accuracy"}},
      "register.metric: expected one of macro_f1, micro_f1, subset_accuracy for ingest.task multi_label"),
     ({"register": {"metric": "f1"}}, "register.metric: expected one of accuracy, macro_f1 for ingest.task"),

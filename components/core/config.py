@@ -25,11 +25,13 @@ def _f(default, **bounds):
 
 # ingest.task: what a labelled row holds. single_label: one class per text (softmax);
 # multi_label: a set of labels per text, possibly empty (one sigmoid per label).
-# The pair task (two texts per row) is planned and plugs in here (issue #15).
-TASKS = ("single_label", "multi_label")
+# pair: one class per PAIR of texts (text, text_pair): duplicate/not, entailment... (a
+# cross-encoder reads "[CLS] a [SEP] b [SEP]"; issue #15).
+TASKS = ("single_label", "multi_label", "pair")
 # The metrics register.metric may name, per task; the first is the task's default.
 GATE_METRICS = {"single_label": ("accuracy", "macro_f1"),
-                "multi_label": ("macro_f1", "micro_f1", "subset_accuracy")}
+                "multi_label": ("macro_f1", "micro_f1", "subset_accuracy"),
+                "pair": ("accuracy", "macro_f1")}
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,10 @@ class ProjectConfig:
 @dataclass(frozen=True)
 class IngestConfig:
     source: str = "sample:rotten_tomatoes"
-    task: Literal["single_label", "multi_label"] = "single_label"
+    task: Literal["single_label", "multi_label", "pair"] = "single_label"
     text_column: str = "text"
+    # pair only: the second text of a row (read only when ingest.task is pair).
+    text_pair_column: str = "text_pair"
     label_column: str = "label"
     # Allowed label names; empty means "whatever the labelled data holds".
     labels: tuple[str, ...] = ()
@@ -252,9 +256,12 @@ class Params:
             raise ConfigError("finetune.distill.enabled: expected false while teacher.enabled is false "
                               "(there is no teacher to distill from), got true")
         task = self.ingest.task
-        if task == "multi_label" and self.finetune.distill.enabled:
-            raise ConfigError("finetune.distill.enabled: expected false while ingest.task is multi_label "
+        if task != "single_label" and self.finetune.distill.enabled:
+            raise ConfigError(f"finetune.distill.enabled: expected false while ingest.task is {task} "
                               "(distillation is single_label only), got true")
+        if task == "pair" and self.finetune.augment_copies:
+            raise ConfigError("finetune.augment_copies: expected 0 while ingest.task is pair "
+                              f"(augmentation rewrites single texts), got {self.finetune.augment_copies}")
         if self.register.metric and self.register.metric not in GATE_METRICS[task]:
             raise ConfigError(f"register.metric: expected one of {', '.join(GATE_METRICS[task])} for "
                               f"ingest.task {task} (or \"\" for {GATE_METRICS[task][0]}), "

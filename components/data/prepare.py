@@ -45,6 +45,24 @@ def text_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def pair_id(a: str, b: str) -> str:
+    """pair: the row id of (a, b): sha1 of "a<US>b" (ordered; U+001F never survives normalize).
+
+    >>> pair_id("a", "b") != pair_id("b", "a")
+    True
+    """
+    return text_id(f"{a}\x1f{b}")
+
+
+def pair_split_key(a: str, b: str) -> str:
+    """pair: what the split is keyed on: the UNORDERED pair, so (a, b) and (b, a) share a split.
+
+    >>> pair_split_key("a", "b") == pair_split_key("b", "a")
+    True
+    """
+    return pair_id(*sorted((a, b)))
+
+
 def split_of(row_id: str, val_fraction: float, test_fraction: float) -> str:
     """The split of a row from its id: first 8 bytes -> u in [0, 1).
 
@@ -76,6 +94,7 @@ def order_labels(names) -> list[str]:
 class Prepared:
     labels: list[str]  # index = label id
     splits: dict  # "train"/"val"/"test" -> list of (id, text, label_id), sorted by id
+    # (pair: text is the tuple (text, text_pair), id = pair_id)
     # (multi_label: label_id is a sorted tuple of ids, possibly empty)
     unlabeled: list  # list of (id, text), sorted by id
     report: dict
@@ -101,17 +120,32 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
     labelled: dict[str, str] = {}  # text -> label name; insertion order = source order
     unlabeled: dict[str, None] = {}  # an ordered set
     rows = empty = dup_labelled = dup_unlabeled = conflicts = 0
+    pair = cfg.task == "pair"
     for chunk in chunks:
+        if pair and chunk.labels is not None and chunk.pairs is None:
+            raise _err(f"{chunk.origin}: column {cfg.text_pair_column!r} not found (ingest.task is pair; "
+                       f"columns: {', '.join(map(str, chunk.columns))})")
         for i, raw in enumerate(chunk.texts):
             rows += 1
             text = normalize(raw)
-            if not text:
+            second = normalize(chunk.pairs[i]) if pair and chunk.pairs is not None else None
+            label = chunk.labels[i] if chunk.labels is not None else None
+            if pair and label is None:  # unlabeled: each non-empty side is pretraining text
+                for t in (text, second):
+                    if t and len(t) <= cfg.max_text_chars:
+                        dup_unlabeled += t in unlabeled
+                        unlabeled.setdefault(t)
+                empty += not (text or second)
+                continue
+            if not text or (pair and not second):  # pair: an empty side makes the row empty
                 empty += 1
                 continue
-            if len(text) > cfg.max_text_chars:
-                raise _err(f"{chunk.where(i)}: text has {len(text)} characters (more than "
-                           f"ingest.max_text_chars={cfg.max_text_chars})")
-            label = chunk.labels[i] if chunk.labels is not None else None
+            for t in (text, second) if pair else (text,):
+                if len(t) > cfg.max_text_chars:
+                    raise _err(f"{chunk.where(i)}: text has {len(t)} characters (more than "
+                               f"ingest.max_text_chars={cfg.max_text_chars})")
+            if pair:
+                text = (text, second)  # the key of dedup: the same (a, b) twice is a duplicate
             if multi and isinstance(label, str):
                 label = (label,)
             elif not multi and isinstance(label, tuple):  # a reader of another task; never by default
@@ -134,7 +168,8 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
                 conflicts += labelled[text] != label
             else:
                 labelled[text] = label
-    overlap = [t for t in unlabeled if t in labelled]
+    sides = {t for k in labelled for t in k} if pair else labelled
+    overlap = [t for t in unlabeled if t in sides]
     for text in overlap:
         del unlabeled[text]
     dupes = dup_labelled + dup_unlabeled + len(overlap)
@@ -167,9 +202,10 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
 
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for text, name in labelled.items():
-        rid = text_id(text)
+        rid = pair_id(*text) if pair else text_id(text)
         lid = tuple(sorted(label_id[n] for n in name)) if multi else label_id[name]
-        splits[split_of(rid, cfg.val_fraction, cfg.test_fraction)].append((rid, text, lid))
+        key = pair_split_key(*text) if pair else rid
+        splits[split_of(key, cfg.val_fraction, cfg.test_fraction)].append((rid, text, lid))
     for rows_ in splits.values():
         rows_.sort()
     unl = sorted((text_id(t), t) for t in unlabeled)
@@ -197,6 +233,9 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
         "splits": {**{s: len(r) for s, r in splits.items()}, "unlabeled": len(unl)},
         "label_counts": counts,
     }
+    if pair:
+        report["task"] = cfg.task
+        report["self_pairs"] = {s: sum(t[0] == t[1] for _, t, _ in r) for s, r in splits.items()}
     if multi:  # labels per row: rows with none are allowed and counted
         report["task"] = cfg.task
         report["no_label_rows"] = {s: sum(not lid for _, _, lid in r) for s, r in splits.items()}

@@ -48,6 +48,7 @@ class Chunk:
     labels: list | None = None  # label names (str) or None per row
     rows: list = field(default_factory=list)  # 1-based line/row number per text
     columns: tuple = ()  # columns found, for messages
+    pairs: list | None = None  # pair task: the second text per row (str or None), else None
 
     def where(self, i: int) -> str:
         return f"{self.origin}: {self.unit} {self.rows[i]}"

@@ -71,7 +71,26 @@ def read_files(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
     root = root.resolve()
     files = resolve_files(spec, root, cfg.allow_outside_project)
     parse = label_parser(cfg.task, cfg.label_delimiter)
-    return [read_file(f, _display(f, root), cfg.text_column, cfg.label_column, parse) for f in files]
+    chunks = [read_file(f, _display(f, root), cfg.text_column, cfg.label_column, parse) for f in files]
+    if cfg.task == "pair":
+        for f, chunk in zip(files, chunks):
+            add_pairs(chunk, cfg, lambda: read_file(f, _display(f, root), cfg.text_pair_column,
+                                                    cfg.label_column, parse).texts)
+    return chunks
+
+
+def add_pairs(chunk: Chunk, cfg: IngestConfig, second_texts) -> None:
+    """pair: set chunk.pairs to the second texts (`second_texts()` reads them, row-aligned).
+
+    A chunk with labels must hold ingest.text_pair_column (a one-line DataError otherwise); a
+    chunk without a label column is unlabeled text for pretraining and may lack it.
+    """
+    if cfg.text_pair_column in chunk.columns:
+        chunk.pairs = list(second_texts())
+    elif chunk.labels is not None:
+        found = ", ".join(" ".join(str(c).split()) for c in chunk.columns)
+        raise _err(f"{chunk.origin}: column {cfg.text_pair_column!r} not found (ingest.task is pair; "
+                   f"columns: {found})")
 
 
 def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
@@ -127,6 +146,8 @@ def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
                 elif names is not None and v is not None:
                     v = names[v]
                 chunk.labels.append(parse(v, f"{origin}: row {i}"))
+        if cfg.task == "pair":
+            add_pairs(chunk, cfg, lambda: d[cfg.text_pair_column])
         chunks.append(chunk)
     return chunks
 

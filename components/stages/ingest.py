@@ -33,16 +33,21 @@ def _tables(prep: Prepared) -> dict:
 
     multi = prep.task == "multi_label"
     lab, name = (pa.list_(pa.int64()), pa.list_(pa.string())) if multi else (pa.int64(), pa.string())
-    labelled = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", lab), ("label_name", name)])
+    pair = prep.task == "pair"  # a text_pair column after text
+    labelled = pa.schema([("id", pa.string()), ("text", pa.string())]
+                         + [("text_pair", pa.string())] * pair + [("label", lab), ("label_name", name)])
     tables = {}
     for split, rows in prep.splits.items():
         ids, texts, label_ids = (list(col) for col in zip(*rows)) if rows else ([], [], [])
+        if pair:
+            firsts, seconds = [t[0] for t in texts], [t[1] for t in texts]
         if multi:
             label_ids = [list(v) for v in label_ids]
             names = [[prep.labels[i] for i in v] for v in label_ids]
         else:
             names = [prep.labels[i] for i in label_ids]
-        tables[split] = pa.table([ids, texts, label_ids, names], schema=labelled)
+        cols = [ids, firsts, seconds] if pair else [ids, texts]
+        tables[split] = pa.table([*cols, label_ids, names], schema=labelled)
     ids, texts = (list(col) for col in zip(*prep.unlabeled)) if prep.unlabeled else ([], [])
     tables["unlabeled"] = pa.table([ids, texts], schema=pa.schema([("id", pa.string()),
                                                                   ("text", pa.string())]))
