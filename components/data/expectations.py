@@ -208,7 +208,8 @@ def _e(cls, check: str, severity: str, meta: dict | None = None, **kwargs):
 
 def split_expectations(split: str, columns: Iterable[str], labels: list[str],
                        leaks: dict[str, list[str]], cfg: ValidateConfig,
-                       ingest: IngestConfig, task: str = "single_label") -> list:
+                       ingest: IngestConfig, task: str = "single_label",
+                       pair_sets: dict[str, list[str]] | None = None) -> list:
     """The expectations for one split.
 
     `columns` are the columns the file really has: checks on a missing column
@@ -218,7 +219,10 @@ def split_expectations(split: str, columns: Iterable[str], labels: list[str],
     so a leak is a real GX result with one unexpected row per shared text.
     """
     labelled = split in LABELLED
+    pair = task == "pair" and labelled  # the unlabeled split holds single texts, as ever
     required = ("id", "text", "label", "label_name") if labelled else ("id", "text")
+    if pair:
+        required = ("id", "text", "text_pair", "label", "label_name")
     present = set(columns)
     out = [_e(gxe.ExpectColumnToExist, f"column_{c}", CRITICAL, column=c) for c in required]
 
@@ -239,7 +243,8 @@ def split_expectations(split: str, columns: Iterable[str], labels: list[str],
             _e(gxe.ExpectColumnValuesToNotBeNull, "text_not_null", CRITICAL, column="text"),
             _e(gxe.ExpectColumnValuesToNotMatchRegex, "text_not_empty", CRITICAL,
                column="text", regex=r"^\s*$"),
-            _e(gxe.ExpectColumnValuesToBeUnique, "text_unique", CRITICAL, column="text"),
+            # pair: a text may be in many pairs; the PAIR is unique (pair_unique)
+            *([] if pair else [_e(gxe.ExpectColumnValuesToBeUnique, "text_unique", CRITICAL, column="text")]),
             # Same bounds twice: any outlier warns; more than the allowed share is critical.
             _e(gxe.ExpectColumnValueLengthsToBeBetween, "text_length", WARNING, **bounds),
             _e(gxe.ExpectColumnValueLengthsToBeBetween, "text_length_share", CRITICAL,
@@ -252,12 +257,16 @@ def split_expectations(split: str, columns: Iterable[str], labels: list[str],
                            f"{cfg.max_bad_char_fraction:g} of all characters in `text`."),
         ]
         for other, shared in sorted(leaks.items()):
+            if pair and other != "unlabeled":  # pair: leakage is on the pair (pair_expectations)
+                continue
             out.append(_e(gxe.ExpectColumnValuesToNotBeInSet, f"no_leak_{other}",
                           WARNING if other == "unlabeled" else CRITICAL, {"other": other},
                           column="text", value_set=shared,
                           description=f"No `text` also appears in the {other} split "
                                       f"(the {len(shared)} shared texts are the set)."))
 
+    if pair and "text_pair" in present:
+        out += pair_expectations(pair_sets or {}, cfg)
     if labelled and "label" in present and task == "multi_label":
         return out + _multi_label_expectations(split, labels, cfg)
     if labelled and "label" in present:
@@ -302,6 +311,55 @@ def _multi_label_expectations(split: str, labels: list[str], cfg: ValidateConfig
         out.append(_e(ExpectLabelCountsToBeAtLeast, "label_min_count", CRITICAL, column="label",
                       num_labels=n, min_value=cfg.min_label_count,
                       description=f"Every label is on at least {cfg.min_label_count} train rows."))
+    return out
+
+
+def pair_expectations(pair_sets: dict[str, list[str]], cfg: ValidateConfig) -> list:
+    """pair: text_pair not null / not empty / length; the pair (text, text_pair) unique; no
+    self-pair; no pair also in an earlier split. `pair_sets` (from `pair_sets`) holds the ids of
+    this split's rows that are self-pairs ("self") or whose unordered pair is in split X (X)."""
+    bounds = {"column": "text_pair", "min_value": cfg.min_text_chars, "max_value": cfg.max_text_chars}
+    out = [
+        _e(gxe.ExpectColumnValuesToNotBeNull, "text_pair_not_null", CRITICAL, column="text_pair"),
+        _e(gxe.ExpectColumnValuesToNotMatchRegex, "text_pair_not_empty", CRITICAL,
+           column="text_pair", regex=r"^\s*$"),
+        _e(gxe.ExpectColumnValueLengthsToBeBetween, "text_pair_length", WARNING, **bounds),
+        _e(gxe.ExpectCompoundColumnsToBeUnique, "pair_unique", CRITICAL, column_list=["text", "text_pair"]),
+        _e(gxe.ExpectColumnValuesToNotBeInSet, "no_self_pair", CRITICAL, column="id",
+           value_set=pair_sets.get("self", []),
+           description="No row pairs a text with itself (text == text_pair after normalisation; "
+                       "the set holds the ids of such rows)."),
+    ]
+    for other, ids in sorted(pair_sets.items()):
+        if other != "self":
+            out.append(_e(gxe.ExpectColumnValuesToNotBeInSet, f"no_pair_leak_{other}", CRITICAL,
+                          {"other": other}, column="id", value_set=ids,
+                          description=f"No pair (in either order) also appears in the {other} split "
+                                      f"(the set holds the ids of the {len(ids)} rows that do)."))
+    return out
+
+
+def pair_key(a, b) -> tuple:
+    """The unordered pair: (a, b) and (b, a) are the same pair for leakage."""
+    return tuple(sorted((str(a), str(b))))
+
+
+def pair_sets(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[str]]]:
+    """pair: per labelled split, {"self": ids of self-pairs, X: ids of rows whose unordered pair
+    is also in the earlier split X} (val against train; test against train and val)."""
+    keys = {s: {pair_key(a, b) for a, b in zip(df["text"], df["text_pair"])}
+            for s, df in frames.items() if df is not None and {"text", "text_pair"} <= set(df.columns)}
+    earlier = {"train": (), "val": ("train",), "test": ("train", "val")}
+    out: dict[str, dict[str, list[str]]] = {}
+    for split, others in earlier.items():
+        if split not in keys:
+            continue
+        df = frames[split]
+        rows = list(zip(df["id"], df["text"], df["text_pair"]))
+        out[split] = {"self": sorted(str(i) for i, a, b in rows if a == b)}
+        for o in others:
+            if o in keys:
+                out[split][o] = sorted(str(i) for i, a, b in rows if pair_key(a, b) in keys[o])
     return out
 
 

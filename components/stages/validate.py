@@ -89,12 +89,13 @@ def run_checkpoint(frames: dict, labels: list[str], cfg: Params, paths: Paths,
     ctx = _context(docs_dir)
     source = ctx.data_sources.add_pandas_filesystem("prepared", base_directory=paths.prepared)
     leaks = ex.leak_sets(frames)
+    pairs = ex.pair_sets(frames) if task == "pair" else {}
     definitions, order = [], {}
     for split in ALL_SPLITS:
         batch = source.add_parquet_asset(split).add_batch_definition_path(split, path=f"{split}.parquet")
         suite = gx.ExpectationSuite(name=split)
         for exp in ex.split_expectations(split, frames[split].columns, labels, leaks.get(split, {}),
-                                         cfg.validate, cfg.ingest, task):
+                                         cfg.validate, cfg.ingest, task, pairs.get(split)):
             suite.add_expectation(exp)
         order[split] = [e.meta["check"] for e in suite.expectations]
         definitions.append(ctx.validation_definitions.add(
@@ -181,6 +182,8 @@ def describe(row: dict, ctx: dict) -> str:
     if check.startswith("column_"):
         have = ", ".join(map(str, ctx["frames"][split].columns)) or "none"
         return f"{split}: column '{check[len('column_'):]}' is missing (columns: {have})"
+    if check.startswith("no_pair_leak_"):
+        return f"{n} pairs appear in both {check[len('no_pair_leak_'):]} and {split}"
     if check.startswith("no_leak_"):
         return f"{n} texts appear in both {check[len('no_leak_'):]} and {split}"
     share = f" ({row['unexpected_percent']:.2f}%)" if "unexpected_percent" in row else ""
@@ -192,6 +195,11 @@ def describe(row: dict, ctx: dict) -> str:
         "text_not_null": f"{n} texts are null",
         "text_not_empty": f"{n} texts are empty or whitespace only",
         "text_unique": f"{n} rows have a text that occurs more than once in the split",
+        "text_pair_not_null": f"{n} text_pairs are null",
+        "text_pair_not_empty": f"{n} text_pairs are empty or whitespace only",
+        "text_pair_length": f"{n} text_pairs have a length outside the bounds",
+        "pair_unique": f"{n} rows have a (text, text_pair) pair that occurs more than once in the split",
+        "no_self_pair": f"{n} rows pair a text with itself (text == text_pair)",
         "text_length": f"{n} texts{share} have a length outside {bounds} characters",
         "text_length_share": f"{n} texts{share} have a length outside {bounds} characters "
                              f"(allowed: {_pct(cfg.max_length_outlier_fraction)})",
