@@ -44,6 +44,33 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
     return list(ids) if len(ids) <= max_length else list(ids[: max_length - 1]) + [ids[-1]]
 
 
+def truncate_pair(ids: list[int], max_length: int, sep_id: int) -> list[int]:
+    """pair: cut "[CLS] a [SEP] b [SEP]" to max_length tokens longest-first (one token at a time
+    from the longer side, as HF's "longest_first"); both [SEP]s stay. Ids without a [SEP]
+    before the last token fall back to `truncate`.
+
+    >>> truncate_pair([2, 10, 11, 12, 3, 20, 3], 6, 3)
+    [2, 10, 11, 3, 20, 3]
+    >>> truncate_pair([2, 10, 3, 20, 21, 22, 23, 3], 6, 3)
+    [2, 10, 3, 20, 21, 3]
+    """
+    if len(ids) <= max_length:
+        return list(ids)
+    ids = list(ids)
+    try:
+        cut = ids.index(sep_id, 1, len(ids) - 1)
+    except ValueError:
+        return truncate(ids, max_length)
+    a, b = ids[1:cut], ids[cut + 1:-1]
+    room = max(max_length - 3, 0)
+    while len(a) + len(b) > room:
+        if len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+    return [ids[0], *a, sep_id, *b, ids[-1]]
+
+
 # Inference batches are length-sorted, padded to a multiple of PAD_MULTIPLE tokens and hold
 # at most batch_size * TOKENS_PER_ROW padded tokens (long texts come in smaller batches).
 # Tensor sizes are then bounded and few, and so is batch prediction's peak RSS as the input
@@ -52,6 +79,14 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
 # `encoderflow predict` grew from 0.7 to 1.3 GB over 100k texts.
 PAD_MULTIPLE = 8
 TOKENS_PER_ROW = 64
+
+
+def sep_token_id(tok) -> int:
+    """The id of the separator the pair template puts between the texts ([SEP] or </s>)."""
+    for name in ("[SEP]", "</s>"):
+        if tok.token_to_id(name) is not None:
+            return int(tok.token_to_id(name))
+    raise DataError("the tokenizer has no [SEP] token; the pair task needs one")
 
 
 def pad_batch(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,7 +148,7 @@ def backbone_spec(backbone: nn.Module) -> dict:
 
     if isinstance(backbone, HFBackbone):
         return {"kind": "hf", "config": backbone.config_dict(), "pooling": backbone.pooling}
-    return {"kind": "encoderflow", "encoder": dataclasses.asdict(backbone.cfg)}
+    return {"kind": "encoderflow", "encoder": backbone.cfg.to_dict()}
 
 
 def build_backbone(spec: dict) -> nn.Module:
@@ -176,9 +211,18 @@ class TextClassifier:
         write_folder(folder, self.net, meta, self.tokenizer)
 
     # -------------------------------------------------------------- inference
+    @property
+    def pair(self) -> bool:
+        return self.task == "pair"
+
     def encode(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text, truncated to max_length (the same ids training saw)."""
-        return [truncate(e.ids, self.max_length) for e in self.tokenizer.encode_batch(list(texts))]
+        """Token ids per text, truncated to max_length (the same ids training saw).
+        pair: `texts` are (text, text_pair) tuples, truncated longest-first."""
+        encs = self.tokenizer.encode_batch([tuple(t) for t in texts] if self.pair else list(texts))
+        if self.pair:
+            sep = sep_token_id(self.tokenizer)
+            return [truncate_pair(e.ids, self.max_length, sep) for e in encs]
+        return [truncate(e.ids, self.max_length) for e in encs]
 
     def _batches(self, texts: list[str], batch_size: int, fn) -> np.ndarray:
         """Apply fn(ids, mask) -> [b, D] in length-sorted batches; rows in input order."""

@@ -102,7 +102,8 @@ def loader(data: LabelledSeqs | SoftSeqs, batch_size: int, pad_id: int, shuffle:
 def encode_texts(tok, texts: list[str]) -> list[list[int]]:
     """Token ids per text with the tokenizer's post-processing ([CLS] .. [SEP]), not truncated:
     the ids the tokenize stage writes to data/tokenized for the same tokenizer."""
-    return [e.ids for e in tok.encode_batch(list(texts))] if len(texts) else []
+    texts = [tuple(t) if isinstance(t, (tuple, list)) else t for t in texts]  # pair: (a, b) tuples
+    return [e.ids for e in tok.encode_batch(texts)] if len(texts) else []
 
 
 def tokenized_split(folder: Path, split: str, n_classes: int) -> tuple[list[list[int]], np.ndarray]:
@@ -132,12 +133,18 @@ def text_split(parquet: Path, n_classes: int) -> tuple[list[str], np.ndarray]:
 
     if not Path(parquet).is_file():
         raise DataError(f"{parquet}: not found (run ingest first)")
-    df = pd.read_parquet(parquet, columns=["text", "label"])
+    import pyarrow.parquet as pq
+
+    pair = "text_pair" in pq.read_schema(parquet).names  # pair: texts are (text, text_pair) tuples
+    df = pd.read_parquet(parquet, columns=["text", "text_pair", "label"] if pair else ["text", "label"])
+    texts = df["text"].astype(str).tolist()
+    if pair:
+        texts = list(zip(texts, df["text_pair"].astype(str).tolist()))
     if df["label"].dtype == object:  # multi_label: a list of ids per row -> [N, C] multi-hot
-        return df["text"].astype(str).tolist(), multi_hot(df["label"].tolist(), n_classes, str(parquet))
+        return texts, multi_hot(df["label"].tolist(), n_classes, str(parquet))
     labels = df["label"].to_numpy(dtype=np.int64)
     check_labels(labels, n_classes, str(parquet))
-    return df["text"].astype(str).tolist(), labels
+    return texts, labels
 
 
 def multi_hot(rows, n_classes: int, where: str) -> np.ndarray:

@@ -161,10 +161,20 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     ft = cfg.finetune
     init = init or ft.init
     labels = read_labels(paths.labels)
-    multi = read_task(paths.labels) == "multi_label"
+    task = read_task(paths.labels)
+    multi = task == "multi_label"
     pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
     backbone, tok, pad_id, max_len, kind = _start(cfg, paths, init)
     gold_train, (va_seqs, va_y) = _data(cfg, paths, kind, tok, len(labels))
+    segments = False
+    if task == "pair":  # a cross-encoder: "[CLS] a [SEP] b [SEP]", truncated longest-first
+        from components.model.classifier import sep_token_id, truncate_pair
+        from components.model.encoder import add_segments
+
+        sep = sep_token_id(tok)
+        gold_train = ([truncate_pair(s_, max_len, sep) for s_ in gold_train[0]], gold_train[1])
+        va_seqs = [truncate_pair(s_, max_len, sep) for s_ in va_seqs]
+        segments = kind != "hf" and add_segments(backbone, sep)
     if not gold_train[0]:
         raise DataError(f"{paths.tokenized}: the train split is empty; nothing to fine-tune on")
     train_ds, rows_info = train_set.build(cfg, paths, tok, len(labels), max_len, gold_train)
@@ -242,6 +252,9 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     info = {"init": init, "init_kind": kind, "frozen_params": frozen,
             "trainable_params": sum(p.numel() for p in net.parameters()) - frozen, **rows_info}
     meta = {"init": init, "init_kind": kind, "distill": rows_info["distill"]}
+    if task == "pair":
+        meta["task"] = "pair"
+        info.update(task="pair", segment_embedding=segments)
     if multi:  # per-label thresholds, tuned on val with the selected weights
         from components.model.thresholds import tune_thresholds
 
@@ -305,6 +318,8 @@ def run(cfg: Params, paths: Paths) -> dict:
                   "augment_copies": res.info["augment_copies"], "augmented_rows": res.info["augmented_rows"],
                   "augmented_dropped_held_out": res.info["augmented_dropped_held_out"],
                   "mlflow_run_id": mlrun.info.run_id}
+        if res.info.get("task") == "pair":  # the default report keeps its keys
+            report.update(task="pair", segment_embedding=res.info["segment_embedding"])
         if "thresholds" in res.info:  # multi_label only: the default report keeps its keys
             report.update(task="multi_label", thresholds=res.info["thresholds"],
                           val_f1_tuned=res.info["val_f1_tuned"])

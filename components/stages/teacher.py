@@ -132,10 +132,11 @@ def run(cfg: Params, paths: Paths) -> dict:
         return run_disabled(cfg, paths)
     from components.data.labels import read_task
 
-    if read_task(paths.labels, _rel(paths, paths.labels), stage=STAGE) == "multi_label":
-        print("teacher: skipped: the teacher is single_label only and the data is multi_label "
+    task = read_task(paths.labels, _rel(paths, paths.labels), stage=STAGE)
+    if task != "single_label":  # multi_label, pair
+        print(f"teacher: skipped: the teacher is single_label only and the data is {task} "
               "(ingest.task); writing the disabled outputs", flush=True)
-        return run_disabled(cfg, paths, reason="ingest.task: multi_label (the teacher is single_label only)")
+        return run_disabled(cfg, paths, reason=f"ingest.task: {task} (the teacher is single_label only)")
 
     from components.core.atomic import atomic_dir, write_json
     from components.core.tracking import stage_run

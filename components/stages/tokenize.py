@@ -92,8 +92,11 @@ def encode_batch_fn(tok, labelled: bool):
     """
     import pyarrow as pa
 
-    def fn(batch):  # batch: pa.Table with `text` [B] (+ `label` [B])
-        ids = [e.ids for e in tok.encode_batch_fast(batch.column("text").to_pylist())]
+    def fn(batch):  # batch: pa.Table with `text` [B] (+ `text_pair` [B]) (+ `label` [B])
+        texts = batch.column("text").to_pylist()
+        if "text_pair" in batch.column_names:  # pair: "[CLS] a [SEP] b [SEP]" (the pair template)
+            texts = list(zip(texts, batch.column("text_pair").to_pylist()))
+        ids = [e.ids for e in tok.encode_batch_fast(texts)]
         lengths = np.fromiter(map(len, ids), dtype=np.int32, count=len(ids))  # [B]
         offsets = np.zeros(len(ids) + 1, dtype=np.int32)  # [B+1], offsets[i]..offsets[i+1] = row i
         np.cumsum(lengths, out=offsets[1:])
@@ -128,6 +131,13 @@ def _multi(path: Path) -> bool:
     return "label" in schema.names and pa.types.is_list(schema.field("label").type)
 
 
+def _pair(path: Path) -> bool:
+    """Whether a prepared split holds pair rows (a text_pair column)."""
+    import pyarrow.parquet as pq
+
+    return "text_pair" in pq.read_schema(path).names
+
+
 def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
     """Encode all four splits; datasets' cache files stay under `cache_dir`."""
     import datasets
@@ -142,8 +152,9 @@ def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
                                                     features=_features(labelled and _multi(paths.split(split))))
             continue
         with _no_progress_bars():  # from_parquet's bar says "Generating train split" for every split
+            pair = ["text_pair"] if labelled and _pair(paths.split(split)) else []
             ds = datasets.Dataset.from_parquet(
-                str(paths.split(split)), columns=["text", "label"] if labelled else ["text"],
+                str(paths.split(split)), columns=["text", *pair, "label"] if labelled else ["text"],
                 cache_dir=str(cache_dir / "parquet"))
         # A fingerprint from the content (tokenizer + input file), not from paths
         # and mtimes: the saved state.json is the same on every run (DVC sees no change).
@@ -258,7 +269,7 @@ def _check_split(paths: Paths, split: str) -> None:
             raise DataError(f"{_rel(paths, path)}: column {col!r} has type {schema.field(col).type} "
                             f"(expected {'string' if col == 'text' else 'integer label ids'})", stage=STAGE)
 
-    table = pq.read_table(path, columns=[c for c in ("text", "label") if c in names])
+    table = pq.read_table(path, columns=[c for c in ("text", "text_pair", "label") if c in names])
     for col in table.column_names:
         nulls = pc.is_null(table.column(col))
         if pc.any(nulls).as_py():
@@ -269,7 +280,9 @@ def _check_split(paths: Paths, split: str) -> None:
 def _texts(paths: Paths, split: str) -> list[str]:
     import pyarrow.parquet as pq
 
-    return pq.read_table(paths.split(split), columns=["text"]).column("text").to_pylist()
+    cols = ["text", "text_pair"] if split != "unlabeled" and _pair(paths.split(split)) else ["text"]
+    table = pq.read_table(paths.split(split), columns=cols)  # pair: both sides train the tokenizer
+    return [t for c in cols for t in table.column(c).to_pylist()]
 
 
 def _quiet_datasets(show_progress: bool) -> None:
