@@ -49,11 +49,16 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
 
     from components.data.labels import read_task
 
-    if read_task(paths.labels) == "multi_label":
+    task = read_task(paths.labels)
+    if task == "multi_label":
         return score_all_multi(cfg, paths, run_id, progress)
+    pair = task == "pair"  # texts are (text, text_pair) tuples; single_label scoring otherwise
     ev, seed = cfg.evaluate, cfg.project.seed
     labels = read_labels(paths.labels)
     clf = _load(paths.finetuned, labels, paths, "finetune")
+    if clf.pair != pair:
+        raise DataError(f"{paths.finetuned}/config.json: a {clf.task} model, but {paths.labels} is "
+                        f"{task} (re-run finetune)")
     teacher_dir = teacher_model.folder(paths.teacher_model)
     teacher = _load(teacher_dir, labels, paths, "teacher") if teacher_dir is not None else None
     test_x, test_y = _texts(paths, "test", len(labels))
@@ -78,6 +83,8 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     notes: list[str] = []
 
     t0 = time.perf_counter()
+    if pair:
+        from components.evaluation.pair_baselines import pair_baselines as sklearn_baselines
     for name, p in sklearn_baselines(train_x, train_y, val_x, val_y, test_x, len(labels), seed).items():
         metrics.update(flatten(f"baseline.{name}", score(p)))
     timings["sklearn_baselines_s"] = time.perf_counter() - t0
@@ -93,9 +100,12 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
         timings["random_init_train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    checks, check_notes = behaviour.run_checks(clf.predict_proba, test_x, labels, seed=seed)
-    metrics.update(flatten("behaviour", checks))
-    notes += check_notes
+    if pair:
+        notes.append("behaviour checks: skipped for pair (they rewrite single texts)")
+    else:
+        checks, check_notes = behaviour.run_checks(clf.predict_proba, test_x, labels, seed=seed)
+        metrics.update(flatten("behaviour", checks))
+        notes += check_notes
     timings["behaviour_s"] = time.perf_counter() - t0
 
     extras = {"labels": labels, "actual": test_y, "predicted": probs.argmax(axis=1),
