@@ -148,9 +148,22 @@ def correct_vector(model, texts: list[str], label_names: list[str], batch_size: 
     """
     import pandas as pd
 
-    out = model.predict(pd.DataFrame({"text": texts}), params={"output": "label", "batch_size": batch_size})
+    out = model.predict(input_frame(texts), params={"output": "label", "batch_size": batch_size})
     pred = np.asarray(out["label"], dtype=object)  # [N]
     return (pred == np.asarray(label_names, dtype=object)).astype(np.float64)
+
+
+def input_frame(texts: list):
+    """The pyfunc input: a `text` column, or `text` + `text_pair` for (a, b) tuples (pair).
+
+    >>> list(input_frame([("a", "b")]).columns), list(input_frame(["a"]).columns)
+    (['text', 'text_pair'], ['text'])
+    """
+    import pandas as pd
+
+    if texts and isinstance(texts[0], tuple):
+        return pd.DataFrame({"text": [a for a, _ in texts], "text_pair": [b for _, b in texts]})
+    return pd.DataFrame({"text": texts})
 
 
 def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[str] = (),
@@ -170,7 +183,7 @@ def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[s
 
     from components.evaluation.multilabel import row_counts
 
-    out = model.predict(pd.DataFrame({"text": texts}), params={"output": "label", "batch_size": batch_size})
+    out = model.predict(input_frame(texts), params={"output": "label", "batch_size": batch_size})
     pred = [list(v) for v in out["labels"]] if "labels" in out.columns else [[v] for v in out["label"]]
     true = [list(v) for v in truth] if truth and not isinstance(truth[0], str) else [[v] for v in truth]
     names = list(labels) + sorted({n for row in true + pred for n in row} - set(labels))

@@ -92,7 +92,8 @@ def _signature(labels: list[str], task: str = "single_label"):
     else:
         outputs = [ColSpec("string", "label"), ColSpec("long", "label_id")]
     outputs += [ColSpec("double", f"prob_{name}") for name in labels]
-    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs),
+    inputs = [ColSpec("string", "text")] + [ColSpec("string", "text_pair")] * (task == "pair")
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs),
                           params=ParamSchema([ParamSpec("output", "string", "label"),
                                               ParamSpec("batch_size", "long", 64)]))
 
@@ -124,6 +125,7 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
             code_paths=[str(Path(tmp) / "components")],
             pip_requirements=pyfunc_model.pip_requirements(third),
             signature=_signature(labels, task),
-            input_example=pd.DataFrame({"text": EXAMPLE_TEXTS}),
+            input_example=pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]} if task == "pair"
+                                       else {"text": EXAMPLE_TEXTS}),
             registered_model_name=model_name,
         )

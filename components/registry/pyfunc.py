@@ -18,6 +18,10 @@ pass `pd.DataFrame({"text": texts})`).
 A multi_label model returns `labels` (the list of label names whose probability
 reaches the label's tuned threshold; [] when none does) and prob_<label> per label
 (independent sigmoid probabilities), instead of label / label_id.
+
+A pair model takes `text` and `text_pair` columns (one pair per row) and returns
+label / label_id / prob_<label> like a single_label model; `embedding` is the pooled
+vector of the pair read as "[CLS] text [SEP] text_pair [SEP]" (a cross-encoder).
 """
 
 from __future__ import annotations
@@ -60,6 +64,26 @@ def to_texts(model_input) -> list[str]:
         raise ValueError(f"expected a DataFrame with a '{TEXT}' column or a list of strings, "
                          f"got {type(model_input).__name__}")
     return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+
+
+PAIR = "text_pair"
+
+
+def to_pairs(model_input) -> list[tuple[str, str]]:
+    """pair models: a DataFrame (or dict) with `text` and `text_pair` columns -> (a, b) tuples.
+
+    >>> to_pairs(pd.DataFrame({"text": ["a", None], "text_pair": ["b", "c"]}))
+    [('a', 'b'), ('', 'c')]
+    """
+    if isinstance(model_input, dict):
+        model_input = pd.DataFrame({k: _flatten(model_input.get(k, [])) for k in (TEXT, PAIR)})
+    if not isinstance(model_input, pd.DataFrame) or PAIR not in model_input.columns:
+        have = ", ".join(map(str, model_input.columns)) if isinstance(model_input, pd.DataFrame) else \
+            type(model_input).__name__
+        raise ValueError(f"a pair model needs '{TEXT}' and '{PAIR}' columns (got: {have})")
+    firsts = to_texts(model_input)
+    seconds = to_texts(pd.DataFrame({TEXT: model_input[PAIR].tolist()}))
+    return list(zip(firsts, seconds))
 
 
 def _flatten(values) -> list:
@@ -118,7 +142,7 @@ class EncoderflowModel(mlflow.pyfunc.PythonModel):
             raise MlflowException.invalid_parameter_value(
                 f"params.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
         batch_size = int(params.get("batch_size") or 64)
-        texts = to_texts(model_input)
+        texts = to_pairs(model_input) if self.classifier.pair else to_texts(model_input)
         if output == "embedding":
             return np.asarray(self.classifier.embed(texts, batch_size=batch_size), dtype=np.float32)
         probs = np.asarray(self.classifier.predict_proba(texts, batch_size=batch_size))  # [N, C]

@@ -195,14 +195,22 @@ def apply(client, cand: Candidate) -> dict:
 
 
 def _test_rows(paths: Paths) -> tuple[list[str], list]:
-    """Test texts and their label names (multi_label: a list of names per row)."""
+    """Test texts and their label names (multi_label: a list of names per row; pair: texts
+    are (text, text_pair) tuples)."""
     import pandas as pd
 
     if not paths.split("test").is_file():
         raise DataError(f"{paths.split('test')}: not found (run ingest first)", stage=STAGE)
-    test = pd.read_parquet(paths.split("test"), columns=["text", "label_name"])
+    import pyarrow.parquet as pq
+
+    pair = "text_pair" in pq.read_schema(paths.split("test")).names  # pair: (text, text_pair) tuples
+    test = pd.read_parquet(paths.split("test"), columns=["text", "text_pair", "label_name"] if pair
+                           else ["text", "label_name"])
     if len(test) == 0:
         raise DataError(f"{paths.split('test')}: no rows to score the gate on", stage=STAGE)
+    if pair:
+        return (list(zip(test["text"].astype(str), test["text_pair"].astype(str))),
+                test["label_name"].astype(str).tolist())
     if test["label_name"].dtype == object and len(test) and not isinstance(test["label_name"].iloc[0], str):
         return test["text"].astype(str).tolist(), [[str(n) for n in v] for v in test["label_name"]]
     return test["text"].astype(str).tolist(), test["label_name"].astype(str).tolist()
