@@ -93,28 +93,62 @@ def topic_rows(n: int, seed: int = 0, noise: float = 0.0) -> list[tuple[str, lis
     return rows
 
 
+def pair_rows(n: int, seed: int = 0, noise: float = 0.0) -> list[tuple[str, str, str]]:
+    """n distinct (text, text_pair, label) rows for pair (synthetic paraphrase detection):
+    "duplicate" when text_pair is text's words reshuffled with one filler word swapped for
+    another, "different" when it is another text of `sentences` (so both sides read alike
+    and only their overlap tells); about half of each. `noise` flips that share of labels."""
+    rng = random.Random(seed)
+    pool = [t for t, _ in sentences(max(2 * n, 200), seed=seed + 1)]
+    rows, seen = [], set()
+    while len(rows) < n:
+        a = rng.choice(pool)
+        if rng.random() < 0.5:
+            words = a.split()
+            fill = [i for i, w in enumerate(words) if w in FILL]
+            words[rng.choice(fill)] = rng.choice([w for w in FILL if w not in words])
+            rng.shuffle(words)
+            b, label = " ".join(words), "duplicate"
+        else:
+            b, label = rng.choice(pool), "different"
+        if a == b or (a, b) in seen:
+            continue
+        seen.add((a, b))
+        if noise and rng.random() < noise:
+            label = "different" if label == "duplicate" else "duplicate"
+        rows.append((a, b, label))
+    return rows
+
+
 # What write_project(..., task="multi_label") adds to TINY: a "|"-delimited CSV label column.
 MULTI = {"ingest": {"task": "multi_label", "label_delimiter": "|"}}
 
 
 def write_project(root: Path, n: int = 320, overrides: dict | None = None, task: str = "single_label",
                   classes: int = 2, noise: float = 0.0) -> None:
-    """raw.csv + params.yaml. multi_label: labels "a|b", "[]" for a row with none (TOPICS);
+    """raw.csv + params.yaml. pair: columns text, text_pair, label (pair_rows). multi_label: labels "a|b", "[]" for a row with none (TOPICS);
     single_label: `classes` sentiment classes (2 or 3)."""
     import pandas as pd
 
     root.mkdir(parents=True, exist_ok=True)
+    columns = ["text", "label"]
     if task == "multi_label":
         rows = [(t, "|".join(ls) or "[]") for t, ls in topic_rows(n + n // 4, noise=noise)]
+    elif task == "pair":
+        # unlabeled rows: single texts (text_pair empty) from another seed, for pretraining
+        rows = [*pair_rows(n, noise=noise), *((t, "", None) for t, _ in sentences(n // 4, seed=7))]
+        columns = ["text", "text_pair", "label"]
     else:
         rows = sentences(n + n // 4, classes=classes)  # the last quarter is unlabeled text (for pretraining)
-    frame = pd.DataFrame(rows, columns=["text", "label"])
+    frame = pd.DataFrame(rows, columns=columns)
     frame.loc[n:, "label"] = None
     frame.to_csv(root / "raw.csv", index=False)
     params = {k: dict(v) for k, v in TINY.items()}
     if task == "multi_label":
         for section, values in MULTI.items():
             params[section].update(values)
+    if task == "pair":
+        params["ingest"] = {**params["ingest"], "task": "pair"}
     for section, values in (overrides or {}).items():
         params.setdefault(section, {}).update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
