@@ -248,6 +248,14 @@ CASES = [
      "ingest: file:a.jsonl: multi_label needs at least 2 labels in the labelled rows, found only one ('pos')"),
     ("22-register-metric-not-for-task", None, ["stage", "register", "--set", "register.metric=micro_f1"],
      "params.yaml: register.metric: expected one of accuracy, macro_f1 for ingest.task single_label"),
+    # ingest.task: pair: a labelled file without the pair column; pairs with an empty side
+    # (each counts as an empty row) above ingest.max_empty_fraction
+    ("23-pair-column-missing", write("a.csv", _csv(GOOD)), src("file:a.csv") + ["--set", "ingest.task=pair"],
+     "ingest: a.csv: column 'text_pair' not found (ingest.task is pair; columns: text, label)"),
+    ("24-pair-empty-side", write("a.csv", _csv([(t, f'"{t} again",{l}') for t, l in GOOD[:36]]
+                                               + [(t, f",{l}") for t, l in GOOD[36:]], "text,text_pair,label")),
+     src("file:a.csv") + ["--set", "ingest.task=pair"],
+     "ingest: file:a.csv: 4 of 40 rows are empty (10.0%; more than ingest.max_empty_fraction=0.05)"),
 ]
 
 
