@@ -178,6 +178,8 @@ ModelOpt = typer.Option(None, "--model", "-m", help="MLflow model URI (default: 
                         "model folder (models/finetuned, models/teacher: no MLflow store needed).")
 OutOpt = typer.Option(..., "--output", "-o", help="Output file.")
 ColumnOpt = typer.Option("text", "--text-column", help="Column holding the text.")
+PairColumnOpt = typer.Option("text_pair", "--text-pair-column",
+                             help="pair models only: column holding the second text of each pair.")
 
 
 def _open_model(params: Path, set_: Optional[List[str]], uri: Optional[str], input: Path,
@@ -200,13 +202,14 @@ def _open_model(params: Path, set_: Optional[List[str]], uri: Optional[str], inp
 @app.command()
 def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet."),
             output: Path = OutOpt, model: Optional[str] = ModelOpt, text_column: str = ColumnOpt,
-            params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+            params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
+            text_pair_column: str = PairColumnOpt):
     """Predict a label and class probabilities for every row (streamed; output .csv/.jsonl/.parquet)."""
     try:
         from components.registry import predict as batch
 
         uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.PRED_OUT)
-        n = batch.predict_file(loaded, input, output, text_column)
+        n = batch.predict_file(loaded, input, output, text_column, pair_column=text_pair_column)
         typer.echo(f"predict: {n} rows scored with {redact(uri)} -> {output}")
     except EncoderflowError as e:
         fail(e)
@@ -215,13 +218,14 @@ def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parqu
 @app.command()
 def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet."),
           output: Path = OutOpt, model: Optional[str] = ModelOpt, text_column: str = ColumnOpt,
-          params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt):
+          params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
+          text_pair_column: str = PairColumnOpt):
     """Sentence vectors for every row (streamed; output .parquet or .npy)."""
     try:
         from components.registry import predict as batch
 
         uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.EMBED_OUT)
-        n, dim = batch.embed_file(loaded, input, output, text_column)
+        n, dim = batch.embed_file(loaded, input, output, text_column, pair_column=text_pair_column)
         typer.echo(f"embed: {n} rows x {dim} dims with {redact(uri)} -> {output}")
     except EncoderflowError as e:
         fail(e)

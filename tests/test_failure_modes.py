@@ -160,6 +160,12 @@ def champion_and_input(root: Path):
     (root / "in.csv").write_bytes(_csv(GOOD[:5]))
 
 
+def _jsonl(rows) -> bytes:
+    import json
+
+    return "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows).encode()
+
+
 def src(spec: str) -> list[str]:
     return ["stage", "ingest", "--set", f"ingest.source={spec}"]
 
@@ -230,6 +236,26 @@ CASES = [
     ("19-model-not-in-registry", champion_and_input,
      ["predict", "in.csv", "-o", "out.csv", "--model", "models:/encoderflow/99"],
      "model 'models:/encoderflow/99' could not be loaded"),
+    # ingest.task (issue #15): a list label under single_label, one label under multi_label,
+    # and a gate metric the task does not have
+    ("20-list-label-single-label", write("a.jsonl", _jsonl(TWO + [("a dull film", ["neg", "pos"])])),
+     src("file:a.jsonl"),
+     "ingest: a.jsonl: line 3: label is a list (['neg', 'pos']); a set of labels per text needs "
+     "ingest.task: multi_label"),
+    ("21-one-label-multi-label", write("a.jsonl", _jsonl([(t, ["pos"] if i % 2 else []) for i, (t, _) in
+                                                          enumerate(GOOD)])),
+     src("file:a.jsonl") + ["--set", "ingest.task=multi_label"],
+     "ingest: file:a.jsonl: multi_label needs at least 2 labels in the labelled rows, found only one ('pos')"),
+    ("22-register-metric-not-for-task", None, ["stage", "register", "--set", "register.metric=micro_f1"],
+     "params.yaml: register.metric: expected one of accuracy, macro_f1 for ingest.task single_label"),
+    # ingest.task: pair: a labelled file without the pair column; pairs with an empty side
+    # (each counts as an empty row) above ingest.max_empty_fraction
+    ("23-pair-column-missing", write("a.csv", _csv(GOOD)), src("file:a.csv") + ["--set", "ingest.task=pair"],
+     "ingest: a.csv: column 'text_pair' not found (ingest.task is pair; columns: text, label)"),
+    ("24-pair-empty-side", write("a.csv", _csv([(t, f'"{t} again",{l}') for t, l in GOOD[:36]]
+                                               + [(t, f",{l}") for t, l in GOOD[36:]], "text,text_pair,label")),
+     src("file:a.csv") + ["--set", "ingest.task=pair"],
+     "ingest: file:a.csv: 4 of 40 rows are empty (10.0%; more than ingest.max_empty_fraction=0.05)"),
 ]
 
 

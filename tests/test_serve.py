@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,13 +66,20 @@ def served(tmp_path_factory, tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     cfg = load_params(root / "params.yaml")
     register.run(cfg, Paths.at(root))
+    with serving(root, "models:/encoderflow@champion", tmp_path / "serve.log") as port:
+        yield port
+
+
+@contextlib.contextmanager
+def serving(root: Path, uri: str, log: Path):
+    """`mlflow models serve -m uri` on a free loopback port against root's store; yields the port."""
+    cfg = load_params(root / "params.yaml")
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(cfg.project, root),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = tmp_path / "serve.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
-                                 "models:/encoderflow@champion", "--env-manager", "local",
+                                 uri, "--env-manager", "local",
                                  "-h", "127.0.0.1", "-p", str(port)],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -23,6 +23,17 @@ def _f(default, **bounds):
     return field(default=default, metadata=bounds)
 
 
+# ingest.task: what a labelled row holds. single_label: one class per text (softmax);
+# multi_label: a set of labels per text, possibly empty (one sigmoid per label).
+# pair: one class per PAIR of texts (text, text_pair): duplicate/not, entailment... (a
+# cross-encoder reads "[CLS] a [SEP] b [SEP]"; issue #15).
+TASKS = ("single_label", "multi_label", "pair")
+# The metrics register.metric may name, per task; the first is the task's default.
+GATE_METRICS = {"single_label": ("accuracy", "macro_f1"),
+                "multi_label": ("macro_f1", "micro_f1", "subset_accuracy"),
+                "pair": ("accuracy", "macro_f1")}
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     seed: int = _f(42, ge=0)
@@ -39,10 +50,16 @@ class IngestConfig:
     # file:PATH_OR_GLOB, e.g. file:data/corpus/*.txt. Read, de-duplicated and written in a
     # streaming way (components/data/corpus.py), so it may be bigger than RAM. "" = none.
     unlabeled_source: str = ""
+    task: Literal["single_label", "multi_label", "pair"] = "single_label"
     text_column: str = "text"
+    # pair only: the second text of a row (read only when ingest.task is pair).
+    text_pair_column: str = "text_pair"
     label_column: str = "label"
     # Allowed label names; empty means "whatever the labelled data holds".
     labels: tuple[str, ...] = ()
+    # multi_label only: a string label cell is split on this (e.g. "|"); "" = a string is one
+    # label. Lists (JSONL, Parquet) need no delimiter.
+    label_delimiter: str = ""
     val_fraction: float = _f(0.1, ge=0, lt=1)
     test_fraction: float = _f(0.1, ge=0, lt=1)
     # Fail (not just drop) when this share of rows is empty or duplicated.
@@ -63,6 +80,15 @@ class IngestConfig:
         if spec and (not spec.startswith("file:") or not spec[len("file:"):].strip()):
             raise ConfigError("ingest.unlabeled_source: expected \"\" (none) or file:PATH_OR_GLOB, "
                               f"got {self.unlabeled_source!r}")
+        if self.label_delimiter and self.task != "multi_label":
+            raise ConfigError(f"ingest.label_delimiter: expected \"\" unless ingest.task is multi_label, "
+                              f"got {self.label_delimiter!r}")
+        if self.label_delimiter.strip() != self.label_delimiter:
+            raise ConfigError(f"ingest.label_delimiter: expected no leading/trailing spaces, "
+                              f"got {self.label_delimiter!r}")
+        if self.task == "multi_label" and len(self.labels) == 1:
+            raise ConfigError(f"ingest.labels: expected at least 2 names for multi_label, "
+                              f"got {list(self.labels)}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +101,10 @@ class ValidateConfig:
     max_bad_char_fraction: float = _f(0.001, ge=0, le=1)
     # Length outliers beyond the bounds are a warning up to this share, then critical.
     max_length_outlier_fraction: float = _f(0.01, ge=0, le=1)
+    # multi_label only (critical): each label on at least this many train rows, and at most
+    # this share of labelled train rows with no label at all.
+    min_label_count: int = _f(1, ge=0)
+    max_no_label_fraction: float = _f(0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -223,6 +253,9 @@ class RegisterConfig:
     floor_vs_tfidf: bool = True
     # Paired bootstrap resamples for the gate's 95% CI of the accuracy gain.
     bootstrap_samples: int = _f(1000, ge=100)
+    # The gate's metric: "" = the task's primary one (single_label: accuracy; multi_label:
+    # macro_f1). floor_accuracy and floor_vs_tfidf then apply to this metric.
+    metric: str = ""
 
 
 @dataclass(frozen=True)
@@ -242,6 +275,22 @@ class Params:
         if self.finetune.distill.enabled and not self.teacher.enabled:
             raise ConfigError("finetune.distill.enabled: expected false while teacher.enabled is false "
                               "(there is no teacher to distill from), got true")
+        task = self.ingest.task
+        if task != "single_label" and self.finetune.distill.enabled:
+            raise ConfigError(f"finetune.distill.enabled: expected false while ingest.task is {task} "
+                              "(distillation is single_label only), got true")
+        if task == "pair" and self.finetune.augment_copies:
+            raise ConfigError("finetune.augment_copies: expected 0 while ingest.task is pair "
+                              f"(augmentation rewrites single texts), got {self.finetune.augment_copies}")
+        if self.register.metric and self.register.metric not in GATE_METRICS[task]:
+            raise ConfigError(f"register.metric: expected one of {', '.join(GATE_METRICS[task])} for "
+                              f"ingest.task {task} (or \"\" for {GATE_METRICS[task][0]}), "
+                              f"got {self.register.metric!r}")
+
+    @property
+    def gate_metric(self) -> str:
+        """register.metric, or the task's primary metric when it is empty."""
+        return self.register.metric or GATE_METRICS[self.ingest.task][0]
 
 
 def parse_params(raw: dict | None, where: str = "params.yaml") -> Params:

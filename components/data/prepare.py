@@ -45,6 +45,24 @@ def text_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def pair_id(a: str, b: str) -> str:
+    """pair: the row id of (a, b): sha1 of "a<US>b" (ordered; U+001F never survives normalize).
+
+    >>> pair_id("a", "b") != pair_id("b", "a")
+    True
+    """
+    return text_id(f"{a}\x1f{b}")
+
+
+def pair_split_key(a: str, b: str) -> str:
+    """pair: what the split is keyed on: the UNORDERED pair, so (a, b) and (b, a) share a split.
+
+    >>> pair_split_key("a", "b") == pair_split_key("b", "a")
+    True
+    """
+    return pair_id(*sorted((a, b)))
+
+
 def split_of(row_id: str, val_fraction: float, test_fraction: float) -> str:
     """The split of a row from its id: first 8 bytes -> u in [0, 1).
 
@@ -76,8 +94,11 @@ def order_labels(names) -> list[str]:
 class Prepared:
     labels: list[str]  # index = label id
     splits: dict  # "train"/"val"/"test" -> list of (id, text, label_id), sorted by id
+    # (pair: text is the tuple (text, text_pair), id = pair_id)
+    # (multi_label: label_id is a sorted tuple of ids, possibly empty)
     unlabeled: list  # list of (id, text), sorted by id
     report: dict
+    task: str = "single_label"
 
 
 def _err(msg: str) -> DataError:
@@ -89,26 +110,57 @@ def _frac(n: int, d: int) -> float:
 
 
 def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
-    """Normalize, drop empties and duplicates, map labels, split by hash; check thresholds."""
+    """Normalize, drop empties and duplicates, map labels, split by hash; check thresholds.
+
+    multi_label: a chunk's label is a tuple of names (readers.label_set; a plain name counts
+    as a 1-tuple); a duplicate text with another label SET is a conflict, like single_label.
+    """
+    multi = cfg.task == "multi_label"
     allowed = set(cfg.labels)
     labelled: dict[str, str] = {}  # text -> label name; insertion order = source order
     unlabeled: dict[str, None] = {}  # an ordered set
     rows = empty = dup_labelled = dup_unlabeled = conflicts = 0
+    pair = cfg.task == "pair"
     for chunk in chunks:
+        if pair and chunk.labels is not None and chunk.pairs is None:
+            raise _err(f"{chunk.origin}: column {cfg.text_pair_column!r} not found (ingest.task is pair; "
+                       f"columns: {', '.join(map(str, chunk.columns))})")
         for i, raw in enumerate(chunk.texts):
             rows += 1
             text = normalize(raw)
-            if not text:
+            second = normalize(chunk.pairs[i]) if pair and chunk.pairs is not None else None
+            label = chunk.labels[i] if chunk.labels is not None else None
+            if pair and label is None:  # unlabeled: each non-empty side is pretraining text
+                for t in (text, second):
+                    if t and len(t) <= cfg.max_text_chars:
+                        dup_unlabeled += t in unlabeled
+                        unlabeled.setdefault(t)
+                empty += not (text or second)
+                continue
+            if not text or (pair and not second):  # pair: an empty side makes the row empty
                 empty += 1
                 continue
-            if len(text) > cfg.max_text_chars:
-                raise _err(f"{chunk.where(i)}: text has {len(text)} characters (more than "
-                           f"ingest.max_text_chars={cfg.max_text_chars})")
-            label = chunk.labels[i] if chunk.labels is not None else None
+            for t in (text, second) if pair else (text,):
+                if len(t) > cfg.max_text_chars:
+                    raise _err(f"{chunk.where(i)}: text has {len(t)} characters (more than "
+                               f"ingest.max_text_chars={cfg.max_text_chars})")
+            if pair:
+                text = (text, second)  # the key of dedup: the same (a, b) twice is a duplicate
+            if multi and isinstance(label, str):
+                label = (label,)
+            elif not multi and isinstance(label, tuple):  # a reader of another task; never by default
+                raise _err(f"{chunk.where(i)}: label is a list ({list(label)!r}); a set of labels per "
+                           f"text needs ingest.task: multi_label")
+            if multi and label is not None:
+                label = tuple(sorted(set(label)))  # a set: order and repeats do not matter
             if label is None:
                 dup_unlabeled += text in unlabeled
                 unlabeled.setdefault(text)
-            elif allowed and label not in allowed:
+            elif multi and allowed and not allowed.issuperset(label):
+                bad = next(n for n in label if n not in allowed)
+                raise _err(f"{chunk.where(i)}: label {bad!r} is not in ingest.labels "
+                           f"({', '.join(cfg.labels)})")
+            elif not multi and allowed and label not in allowed:
                 raise _err(f"{chunk.where(i)}: label {label!r} is not in ingest.labels "
                            f"({', '.join(cfg.labels)})")
             elif text in labelled:
@@ -116,7 +168,8 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
                 conflicts += labelled[text] != label
             else:
                 labelled[text] = label
-    overlap = [t for t in unlabeled if t in labelled]
+    sides = {t for k in labelled for t in k} if pair else labelled
+    overlap = [t for t in unlabeled if t in sides]
     for text in overlap:
         del unlabeled[text]
     dupes = dup_labelled + dup_unlabeled + len(overlap)
@@ -137,8 +190,11 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
             raise _err(f"{where}: no labelled rows: column {cfg.label_column!r} not found in any "
                        f"input, and fine-tuning needs labels (columns found: {found})")
         raise _err(f"{where}: no labelled rows: every value of column {cfg.label_column!r} is empty")
-    present = set(labelled.values())
-    if len(present) < 2:
+    present = {n for v in labelled.values() for n in v} if multi else set(labelled.values())
+    if multi and len(cfg.labels or present) < 2:
+        found = f"only one ({next(iter(present))!r})" if present else "none"
+        raise _err(f"{where}: multi_label needs at least 2 labels in the labelled rows, found {found}")
+    if not multi and len(present) < 2:
         raise _err(f"{where}: only one class ({next(iter(present))!r}) in the labelled rows; "
                    f"fine-tuning needs at least 2")
     labels = list(cfg.labels) if cfg.labels else order_labels(present)
@@ -146,8 +202,10 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
 
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for text, name in labelled.items():
-        rid = text_id(text)
-        splits[split_of(rid, cfg.val_fraction, cfg.test_fraction)].append((rid, text, label_id[name]))
+        rid = pair_id(*text) if pair else text_id(text)
+        lid = tuple(sorted(label_id[n] for n in name)) if multi else label_id[name]
+        key = pair_split_key(*text) if pair else rid
+        splits[split_of(key, cfg.val_fraction, cfg.test_fraction)].append((rid, text, lid))
     for rows_ in splits.values():
         rows_.sort()
     unl = sorted((text_id(t), t) for t in unlabeled)
@@ -155,7 +213,8 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
     counts = {s: {n: 0 for n in labels} for s in splits}
     for s, rows_ in splits.items():
         for _, _, lid in rows_:
-            counts[s][labels[lid]] += 1
+            for i in (lid if multi else (lid,)):
+                counts[s][labels[i]] += 1
     labelled_read = sum(sum(l is not None for l in c.labels) for c in chunks if c.labels is not None)
     report = {
         "source": source,
@@ -174,4 +233,12 @@ def prepare(chunks: list[Chunk], cfg: IngestConfig, source: str) -> Prepared:
         "splits": {**{s: len(r) for s, r in splits.items()}, "unlabeled": len(unl)},
         "label_counts": counts,
     }
-    return Prepared(labels, splits, unl, report)
+    if pair:
+        report["task"] = cfg.task
+        report["self_pairs"] = {s: sum(t[0] == t[1] for _, t, _ in r) for s, r in splits.items()}
+    if multi:  # labels per row: rows with none are allowed and counted
+        report["task"] = cfg.task
+        report["no_label_rows"] = {s: sum(not lid for _, _, lid in r) for s, r in splits.items()}
+        report["labels_per_row"] = {s: round(sum(map(len, (lid for _, _, lid in r))) / len(r), 6) if r else 0.0
+                                    for s, r in splits.items()}
+    return Prepared(labels, splits, unl, report, cfg.task)

@@ -48,6 +48,7 @@ class Chunk:
     labels: list | None = None  # label names (str) or None per row
     rows: list = field(default_factory=list)  # 1-based line/row number per text
     columns: tuple = ()  # columns found, for messages
+    pairs: list | None = None  # pair task: the second text per row (str or None), else None
 
     def where(self, i: int) -> str:
         return f"{self.origin}: {self.unit} {self.rows[i]}"
@@ -71,8 +72,55 @@ def label_name(value, where: str) -> str | None:
         return str(int(value)) if value.is_integer() else str(value)
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value).strip() or None
+    if isinstance(value, (list, tuple)):
+        raise DataError(f"{where}: label is a list ({_short(value)}); a set of labels per text needs "
+                        f"ingest.task: multi_label", stage="ingest")
     raise DataError(f"{where}: label must be a string or an integer, got {type(value).__name__}",
                     stage="ingest")
+
+
+def _short(value) -> str:
+    text = repr(list(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+NO_LABELS = "[]"  # multi_label: a string cell holding exactly this is a row with no labels
+
+
+def label_set(value, where: str, delimiter: str = "") -> tuple[str, ...] | None:
+    """multi_label: a raw label value as a tuple of distinct names (first-seen order); None when
+    the row is unlabeled text. An empty list (or the string "[]", or a string of delimiters
+    only) is a labelled row with NO labels: ().
+
+    >>> label_set(["b", "a", "b"], "x"), label_set("a| b |", "x", "|"), label_set("a|b", "x")
+    (('b', 'a'), ('a', 'b'), ('a|b',))
+    >>> label_set([], "x"), label_set("[]", "x"), label_set("", "x", "|"), label_set(None, "x")
+    ((), (), None, None)
+    """
+    if value is None:
+        return None
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # a numpy array / scalar from parquet or datasets
+    if isinstance(value, (list, tuple)):
+        names = [label_name(v, where) for v in value]
+        return tuple(dict.fromkeys(n for n in names if n is not None))
+    if isinstance(value, str):
+        text = unicodedata.normalize("NFC", value).strip()
+        if not text:
+            return None
+        if text == NO_LABELS:
+            return ()
+        parts = text.split(delimiter) if delimiter else [text]
+        return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    name = label_name(value, where)
+    return None if name is None else (name,)
+
+
+def label_parser(task: str, delimiter: str = ""):
+    """The per-value label function the readers apply: label_name, or label_set for multi_label."""
+    if task == "multi_label":
+        return lambda value, where: label_set(value, where, delimiter)
+    return label_name
 
 
 def decode(data: bytes, name: str, kind: str) -> str:
@@ -102,7 +150,8 @@ def _missing_text(name: str, column: str, columns) -> DataError:
     return DataError(f"{name}: column {column!r} not found (columns: {found})", stage="ingest")
 
 
-def read_csv(data: bytes, name: str, text_col: str, label_col: str, delimiter: str = ",") -> Chunk:
+def read_csv(data: bytes, name: str, text_col: str, label_col: str, delimiter: str = ",",
+             label_fn=label_name) -> Chunk:
     """CSV/TSV with a header row; quoted fields may span lines."""
     text = decode(data, name, "csv" if delimiter == "," else "tsv")
     old_limit = csv.field_size_limit()
@@ -136,11 +185,11 @@ def read_csv(data: bytes, name: str, text_col: str, label_col: str, delimiter: s
         chunk.rows.append(line)
         chunk.texts.append(record[ti])
         if li is not None:
-            chunk.labels.append(label_name(record[li], f"{name}: line {line}"))
+            chunk.labels.append(label_fn(record[li], f"{name}: line {line}"))
     return chunk
 
 
-def read_jsonl(data: bytes, name: str, text_col: str, label_col: str) -> Chunk:
+def read_jsonl(data: bytes, name: str, text_col: str, label_col: str, label_fn=label_name) -> Chunk:
     """One JSON object per line; blank lines are skipped."""
     text = decode(data, name, "jsonl")
     objs = []
@@ -169,7 +218,7 @@ def read_jsonl(data: bytes, name: str, text_col: str, label_col: str) -> Chunk:
         chunk.rows.append(line)
         chunk.texts.append(value)
         if has_labels:
-            chunk.labels.append(label_name(obj.get(label_col), f"{name}: line {line}"))
+            chunk.labels.append(label_fn(obj.get(label_col), f"{name}: line {line}"))
     return chunk
 
 
@@ -184,7 +233,7 @@ def read_txt(data: bytes, name: str) -> Chunk:
     return chunk
 
 
-def read_parquet(path: Path, name: str, text_col: str, label_col: str) -> Chunk:
+def read_parquet(path: Path, name: str, text_col: str, label_col: str, label_fn=label_name) -> Chunk:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -204,24 +253,25 @@ def read_parquet(path: Path, name: str, text_col: str, label_col: str) -> Chunk:
     chunk = Chunk(name, "row", texts=column.to_pylist(), rows=list(range(1, table.num_rows + 1)),
                   labels=[] if has_labels else None, columns=tuple(table.column_names))
     if has_labels:
-        chunk.labels = [label_name(v, f"{name}: row {i}")
+        chunk.labels = [label_fn(v, f"{name}: row {i}")
                         for i, v in enumerate(table.column(label_col).to_pylist(), 1)]
     return chunk
 
 
-def read_file(path: Path, name: str, text_col: str, label_col: str) -> Chunk:
-    """Dispatch on the suffix; `name` is how messages show the file."""
+def read_file(path: Path, name: str, text_col: str, label_col: str, label_fn=label_name) -> Chunk:
+    """Dispatch on the suffix; `name` is how messages show the file. `label_fn(value, where)`
+    turns a raw label cell into a name (label_name) or a tuple of names (label_parser)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(f"{name}: unsupported file type {suffix or '(none)'!r} (expected one of: "
                         f"{', '.join(SUFFIXES)})", stage="ingest")
     if suffix == ".parquet":
-        return read_parquet(path, name, text_col, label_col)
+        return read_parquet(path, name, text_col, label_col, label_fn)
     data = path.read_bytes()
     if not data:
         raise DataError(f"{name}: empty file", stage="ingest")
     if suffix in (".csv", ".tsv"):
-        return read_csv(data, name, text_col, label_col, "," if suffix == ".csv" else "\t")
+        return read_csv(data, name, text_col, label_col, "," if suffix == ".csv" else "\t", label_fn)
     if suffix in (".jsonl", ".ndjson"):
-        return read_jsonl(data, name, text_col, label_col)
+        return read_jsonl(data, name, text_col, label_col, label_fn)
     return read_txt(data, name)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from components.core.config import IngestConfig
 from components.core.errors import DataError, first_line
-from components.data.readers import SUFFIXES, Chunk, label_name, read_file
+from components.data.readers import SUFFIXES, Chunk, label_parser, read_file
 
 SCHEMES = ("sample:", "file:", "hf:")
 SAMPLES = ("rotten_tomatoes",)
@@ -70,7 +70,27 @@ def resolve_files(spec: str, root: Path, allow_outside: bool = False) -> list[Pa
 def read_files(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
     root = root.resolve()
     files = resolve_files(spec, root, cfg.allow_outside_project)
-    return [read_file(f, _display(f, root), cfg.text_column, cfg.label_column) for f in files]
+    parse = label_parser(cfg.task, cfg.label_delimiter)
+    chunks = [read_file(f, _display(f, root), cfg.text_column, cfg.label_column, parse) for f in files]
+    if cfg.task == "pair":
+        for f, chunk in zip(files, chunks):
+            add_pairs(chunk, cfg, lambda: read_file(f, _display(f, root), cfg.text_pair_column,
+                                                    cfg.label_column, parse).texts)
+    return chunks
+
+
+def add_pairs(chunk: Chunk, cfg: IngestConfig, second_texts) -> None:
+    """pair: set chunk.pairs to the second texts (`second_texts()` reads them, row-aligned).
+
+    A chunk with labels must hold ingest.text_pair_column (a one-line DataError otherwise); a
+    chunk without a label column is unlabeled text for pretraining and may lack it.
+    """
+    if cfg.text_pair_column in chunk.columns:
+        chunk.pairs = list(second_texts())
+    elif chunk.labels is not None:
+        found = ", ".join(" ".join(str(c).split()) for c in chunk.columns)
+        raise _err(f"{chunk.origin}: column {cfg.text_pair_column!r} not found (ingest.task is pair; "
+                   f"columns: {found})")
 
 
 def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
@@ -114,14 +134,20 @@ def read_hf(spec: str, cfg: IngestConfig, root: Path) -> list[Chunk]:
                       columns=tuple(d.column_names))
         if cfg.label_column in d.column_names:
             feature = d.features[cfg.label_column]
-            names = getattr(feature, "names", None)  # a ClassLabel: ids -> names
+            # a ClassLabel (ids -> names), or a Sequence/List of ClassLabel (multi-label)
+            names = getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
+            parse = label_parser(cfg.task, cfg.label_delimiter)
             chunk.labels = []
             for i, v in enumerate(d[cfg.label_column], 1):
                 if isinstance(v, int) and not isinstance(v, bool) and (v == -1 or names and v < 0):
                     v = None  # HF marks "no label" as -1
+                elif names is not None and isinstance(v, list):
+                    v = [names[x] for x in v]
                 elif names is not None and v is not None:
                     v = names[v]
-                chunk.labels.append(label_name(v, f"{origin}: row {i}"))
+                chunk.labels.append(parse(v, f"{origin}: row {i}"))
+        if cfg.task == "pair":
+            add_pairs(chunk, cfg, lambda: d[cfg.text_pair_column])
         chunks.append(chunk)
     return chunks
 

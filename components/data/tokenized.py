@@ -24,30 +24,38 @@ import numpy as np
 SHARD_BYTES = 500 << 20  # as datasets' save_to_disk (config.MAX_SHARD_SIZE)
 
 
-def features():
-    """The tokenized contract: input_ids list<int32>, label int64 (-1 = unlabeled)."""
+def features(multi: bool = False):
+    """The tokenized contract: input_ids list<int32>, label int64 (-1 = unlabeled), or
+    list<int64> for a multi_label split."""
     import datasets
 
-    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
-                              "label": datasets.Value("int64")})
+    label = datasets.List(datasets.Value("int64")) if multi else datasets.Value("int64")
+    return datasets.Features({"input_ids": datasets.List(datasets.Value("int32")), "label": label})
 
 
 def encode_batch_fn(tok, labelled: bool):
-    """An Arrow batch of `text` (+ `label`) -> Arrow table (input_ids, label).
+    """An Arrow batch of `text` (+ `text_pair`) (+ `label`) -> Arrow table (input_ids, label).
 
     Encodes with `encode_batch_fast` (no offsets) and builds the int32 list
     column straight from numpy, so no Python list of ints is converted by datasets.
     """
     import pyarrow as pa
 
-    def fn(batch):  # batch: pa.Table with `text` [B] (+ `label` [B])
-        ids = [e.ids for e in tok.encode_batch_fast(batch.column("text").to_pylist())]
+    def fn(batch):  # batch: pa.Table with `text` [B] (+ `text_pair` [B]) (+ `label` [B])
+        texts = batch.column("text").to_pylist()
+        if "text_pair" in batch.column_names:  # pair: "[CLS] a [SEP] b [SEP]" (the pair template)
+            texts = list(zip(texts, batch.column("text_pair").to_pylist()))
+        ids = [e.ids for e in tok.encode_batch_fast(texts)]
         lengths = np.fromiter(map(len, ids), dtype=np.int32, count=len(ids))  # [B]
         offsets = np.zeros(len(ids) + 1, dtype=np.int32)  # [B+1], offsets[i]..offsets[i+1] = row i
         np.cumsum(lengths, out=offsets[1:])
         flat = np.fromiter((i for row in ids for i in row), dtype=np.int32, count=int(offsets[-1]))
-        label = (batch.column("label").cast(pa.int64()) if labelled
-                 else pa.array(np.full(len(ids), -1, dtype=np.int64)))
+        if not labelled:
+            label = pa.array(np.full(len(ids), -1, dtype=np.int64))
+        elif pa.types.is_list(batch.column("label").type):  # multi_label: the label ids of each row
+            label = batch.column("label").cast(pa.list_(pa.int64()))
+        else:
+            label = batch.column("label").cast(pa.int64())
         return pa.table({"input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
                          "label": label})
 

@@ -105,15 +105,20 @@ def positive_index(labels: list[str]) -> int | None:
     return pos[0] if len(pos) == 1 and len(neg) == 1 else None
 
 
-def invariance(predict: Predict, texts: list[str], perturb, seed: int = 0) -> dict[str, float]:
-    """Share of perturbable texts whose predicted label does not change."""
+def invariance(predict: Predict, texts: list[str], perturb, seed: int = 0, decide=None) -> dict[str, float]:
+    """Share of perturbable texts whose predicted label does not change.
+
+    `decide(probs)` turns probabilities into predictions (default: argmax; multi_label: the
+    0/1 label set [N, C], which must not change at all)."""
+    decide = decide or (lambda probs: probs.argmax(axis=1))
     rng = random.Random(seed)
     pairs = [(t, p) for t in texts if (p := perturb(t, rng)) is not None]
     if not pairs:
         return {"n": 0.0}
-    before = predict([t for t, _ in pairs]).argmax(axis=1)
-    after = predict([p for _, p in pairs]).argmax(axis=1)
-    return {"n": float(len(pairs)), "pass_rate": float((before == after).mean())}
+    before = decide(predict([t for t, _ in pairs]))
+    after = decide(predict([p for _, p in pairs]))
+    same = (before == after).reshape(len(pairs), -1).all(axis=1)
+    return {"n": float(len(pairs)), "pass_rate": float(same.mean())}
 
 
 def directional(predict: Predict, texts: list[str], perturb, pos: int) -> dict[str, float]:
@@ -127,7 +132,7 @@ def directional(predict: Predict, texts: list[str], perturb, pos: int) -> dict[s
 
 
 def run_checks(predict: Predict, texts: list[str], labels: list[str], seed: int = 0,
-               max_texts: int = 500) -> tuple[dict[str, float], list[str]]:
+               max_texts: int = 500, decide=None) -> tuple[dict[str, float], list[str]]:
     """All checks on (at most `max_texts` of) `texts`: flat metrics and notes.
 
     Directional checks use only texts the model currently calls positive, where
@@ -137,8 +142,11 @@ def run_checks(predict: Predict, texts: list[str], labels: list[str], seed: int 
     out: dict[str, float] = {}
     notes: list[str] = []
     for name, fn in (("invariance_names", swap_names), ("invariance_numbers", swap_numbers)):
-        for k, v in invariance(predict, texts, fn, seed).items():
+        for k, v in invariance(predict, texts, fn, seed, decide).items():
             out[f"{name}.{k}"] = v
+    if decide is not None:  # multi_label
+        notes.append("directional checks skipped: they need a single-label positive/negative pair")
+        return out, notes
     pos = positive_index(labels)
     if pos is None:
         notes.append(f"directional checks skipped: labels {list(labels)} are not a positive/negative pair")

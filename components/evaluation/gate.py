@@ -10,6 +10,15 @@ Rules (params `register.*`):
 - with a champion: also gain = acc(new) - acc(champion) >= min_gain AND the
   paired bootstrap 95% CI of that difference lies above zero.
 Pass -> "champion"; fail -> "challenger". No champion yet -> floors only.
+
+The metric is `register.metric` (default: the task's primary one, accuracy for
+single_label, macro_f1 for multi_label); the floors and the gain are in that metric,
+and the TF-IDF floor reads `baseline.tfidf_lr.<metric>`. A mean over rows (accuracy,
+subset_accuracy) is compared through 0/1 vectors as above. An F1 is not a mean over
+rows: its rows are per-row tp/fp/fn count vectors (evaluation/multilabel.row_counts),
+and the paired bootstrap recomputes the F1 of both models on the same resampled rows.
+The Decision's `accuracy`, `champion_accuracy` and `tfidf_accuracy` fields hold values
+of `metric` (their names predate the other metrics; `metric` says which).
 """
 
 from __future__ import annotations
@@ -21,6 +30,29 @@ import numpy as np
 from components.evaluation.metrics import bootstrap_ci
 
 TFIDF_KEY = "baseline.tfidf_lr.accuracy"
+MEAN_METRICS = ("accuracy", "subset_accuracy")  # compared as 0/1 vectors; the F1s as count rows
+
+
+def tfidf_key(metric: str) -> str:
+    return f"baseline.tfidf_lr.{metric}"
+
+
+def paired_bootstrap_stat(new_rows: np.ndarray, old_rows: np.ndarray, stat: str, samples: int, seed: int,
+                          level: float = 0.95) -> tuple[float, float, float]:
+    """paired_bootstrap for an F1 ("macro_f1" / "micro_f1"): rows are per-row count vectors
+    [N, 3C + 1] of each model on the same test rows; every resample takes the same rows for
+    both, and the difference of the two F1s is the bootstrapped statistic."""
+    from components.evaluation.multilabel import STATS, resampled
+
+    new, old = np.asarray(new_rows, dtype=np.float64), np.asarray(old_rows, dtype=np.float64)
+    if new.shape != old.shape or new.ndim != 2 or len(new) == 0:
+        raise ValueError(f"paired_bootstrap_stat: expected two equal-shape non-empty [N, K] arrays, "
+                         f"got {new.shape} and {old.shape}")
+    both = resampled([new, old], stat, samples, seed)  # [2, S]
+    diff = both[0] - both[1]
+    alpha = (1.0 - level) / 2.0
+    point = float(STATS[stat](new.sum(axis=0), len(new)) - STATS[stat](old.sum(axis=0), len(old)))
+    return point, float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
 
 
 def paired_bootstrap(new_correct: np.ndarray, old_correct: np.ndarray, samples: int, seed: int,
@@ -63,6 +95,7 @@ class Decision:
     min_gain: float = 0.0
     checks: dict[str, bool] = field(default_factory=dict)
     reason: str = ""
+    metric: str = "accuracy"  # what accuracy / champion_accuracy / tfidf_accuracy measure
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,18 +103,29 @@ class Decision:
 
 def decide(new_correct: np.ndarray, champion_correct: np.ndarray | None, *, champion_version: str | None,
            min_gain: float, floor_accuracy: float, tfidf_accuracy: float | None,
-           samples: int, seed: int) -> Decision:
-    """Apply the gate rules to per-row correctness vectors (0/1, same test rows)."""
+           samples: int, seed: int, metric: str = "accuracy") -> Decision:
+    """Apply the gate rules to per-row correctness vectors (0/1, same test rows), or, for an
+    F1 `metric`, to per-row count vectors [N, 3C + 1] (score_rows)."""
     new = np.asarray(new_correct, dtype=np.float64)
-    acc = float(new.mean())
+    if metric in MEAN_METRICS:
+        acc = float(new.mean())
+    else:
+        from components.evaluation.multilabel import STATS
+
+        acc = float(STATS[metric](new.sum(axis=0), len(new)))
     d = Decision(alias="challenger", accuracy=acc, n_test=len(new), floor_accuracy=floor_accuracy,
-                 tfidf_accuracy=tfidf_accuracy, champion_version=champion_version, min_gain=min_gain)
+                 tfidf_accuracy=tfidf_accuracy, champion_version=champion_version, min_gain=min_gain,
+                 metric=metric)
     d.checks["floor_accuracy"] = acc >= floor_accuracy
     if tfidf_accuracy is not None:
         d.checks["floor_vs_tfidf"] = acc >= tfidf_accuracy
     if champion_correct is not None:
-        gain, lo, hi = paired_bootstrap(new, champion_correct, samples, seed)
-        d.champion_accuracy = float(np.mean(champion_correct))
+        if metric in MEAN_METRICS:
+            gain, lo, hi = paired_bootstrap(new, champion_correct, samples, seed)
+            d.champion_accuracy = float(np.mean(champion_correct))
+        else:
+            gain, lo, hi = paired_bootstrap_stat(new, champion_correct, metric, samples, seed)
+            d.champion_accuracy = acc - gain
         d.gain, d.ci_low, d.ci_high = gain, lo, hi
         d.checks["min_gain"] = gain >= min_gain
         d.checks["ci_excludes_zero"] = lo > 0.0
@@ -104,6 +148,52 @@ def correct_vector(model, texts: list[str], label_names: list[str], batch_size: 
     """
     import pandas as pd
 
-    out = model.predict(pd.DataFrame({"text": texts}), params={"output": "label", "batch_size": batch_size})
+    out = model.predict(input_frame(texts), params={"output": "label", "batch_size": batch_size})
     pred = np.asarray(out["label"], dtype=object)  # [N]
     return (pred == np.asarray(label_names, dtype=object)).astype(np.float64)
+
+
+def input_frame(texts: list):
+    """The pyfunc input: a `text` column, or `text` + `text_pair` for (a, b) tuples (pair).
+
+    >>> list(input_frame([("a", "b")]).columns), list(input_frame(["a"]).columns)
+    (['text', 'text_pair'], ['text'])
+    """
+    import pandas as pd
+
+    if texts and isinstance(texts[0], tuple):
+        return pd.DataFrame({"text": [a for a, _ in texts], "text_pair": [b for _, b in texts]})
+    return pd.DataFrame({"text": texts})
+
+
+def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[str] = (),
+               batch_size: int = 64) -> np.ndarray:
+    """What `decide` compares for `metric`, from a loaded pyfunc on the test texts.
+
+    truth: label names (single_label) or label-name lists (multi_label). accuracy: 0/1 per
+    row (correct_vector); subset_accuracy: 0/1 per row, the whole label set right; an F1:
+    per-row tp/fp/fn counts [N, 3C + 1] over `labels` (labels.json: a label in neither truth
+    nor predictions still counts, F1 0, as in evaluate's torchmetrics macro-F1) plus any other
+    name the model predicts; matched by NAME, so a champion with another label order is
+    scored correctly.
+    """
+    if metric == "accuracy":
+        return correct_vector(model, texts, truth, batch_size)
+    import pandas as pd
+
+    from components.evaluation.multilabel import row_counts
+
+    out = model.predict(input_frame(texts), params={"output": "label", "batch_size": batch_size})
+    pred = [list(v) for v in out["labels"]] if "labels" in out.columns else [[v] for v in out["label"]]
+    true = [list(v) for v in truth] if truth and not isinstance(truth[0], str) else [[v] for v in truth]
+    names = list(labels) + sorted({n for row in true + pred for n in row} - set(labels))
+    column = {n: i for i, n in enumerate(names)}
+
+    def hot(sets: list[list[str]]) -> np.ndarray:  # [N, C] bool
+        out = np.zeros((len(sets), len(names)), dtype=bool)
+        for r, names_of_row in enumerate(sets):
+            out[r, [column[n] for n in names_of_row]] = True
+        return out
+
+    rows = row_counts(hot(pred), hot(true))  # [N, 3C + 1]
+    return rows[:, -1] if metric == "subset_accuracy" else rows

@@ -14,6 +14,9 @@ Folder layout (no pickle): model.safetensors (ClassifierNet state dict),
 tokenizer.json, config.json = {"format", "kind", "backbone", "labels",
 "max_length", "pad_id", "dropout", **extra}. backbone is {"kind": "encoderflow",
 "encoder": EncoderConfig fields} or {"kind": "hf", "config": HF config dict, "pooling"}.
+A multi_label model's config.json also holds "task": "multi_label" and "thresholds"
+(one per label, tuned on val): its probabilities are per-label sigmoids, and
+`predict_labels` returns the label set of each text.
 """
 
 from __future__ import annotations
@@ -41,6 +44,33 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
     return list(ids) if len(ids) <= max_length else list(ids[: max_length - 1]) + [ids[-1]]
 
 
+def truncate_pair(ids: list[int], max_length: int, sep_id: int) -> list[int]:
+    """pair: cut "[CLS] a [SEP] b [SEP]" to max_length tokens longest-first (one token at a time
+    from the longer side, as HF's "longest_first"); both [SEP]s stay. Ids without a [SEP]
+    before the last token fall back to `truncate`.
+
+    >>> truncate_pair([2, 10, 11, 12, 3, 20, 3], 6, 3)
+    [2, 10, 11, 3, 20, 3]
+    >>> truncate_pair([2, 10, 3, 20, 21, 22, 23, 3], 6, 3)
+    [2, 10, 3, 20, 21, 3]
+    """
+    if len(ids) <= max_length:
+        return list(ids)
+    ids = list(ids)
+    try:
+        cut = ids.index(sep_id, 1, len(ids) - 1)
+    except ValueError:
+        return truncate(ids, max_length)
+    a, b = ids[1:cut], ids[cut + 1:-1]
+    room = max(max_length - 3, 0)
+    while len(a) + len(b) > room:
+        if len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+    return [ids[0], *a, sep_id, *b, ids[-1]]
+
+
 # Inference batches are length-sorted, padded to a multiple of PAD_MULTIPLE tokens and hold
 # at most batch_size * TOKENS_PER_ROW padded tokens (long texts come in smaller batches).
 # Tensor sizes are then bounded and few, and so is batch prediction's peak RSS as the input
@@ -49,6 +79,14 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
 # `encoderflow predict` grew from 0.7 to 1.3 GB over 100k texts.
 PAD_MULTIPLE = 8
 TOKENS_PER_ROW = 64
+
+
+def sep_token_id(tok) -> int:
+    """The id of the separator the pair template puts between the texts ([SEP] or </s>)."""
+    for name in ("[SEP]", "</s>"):
+        if tok.token_to_id(name) is not None:
+            return int(tok.token_to_id(name))
+    raise DataError("the tokenizer has no [SEP] token; the pair task needs one")
 
 
 def pad_batch(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +148,7 @@ def backbone_spec(backbone: nn.Module) -> dict:
 
     if isinstance(backbone, HFBackbone):
         return {"kind": "hf", "config": backbone.config_dict(), "pooling": backbone.pooling}
-    return {"kind": "encoderflow", "encoder": dataclasses.asdict(backbone.cfg)}
+    return {"kind": "encoderflow", "encoder": backbone.cfg.to_dict()}
 
 
 def build_backbone(spec: dict) -> nn.Module:
@@ -135,6 +173,12 @@ class TextClassifier:
         self.max_length = int(max_length)
         self.pad_id = int(pad_id)
         self.meta = dict(meta or {})
+        self.task = self.meta.get("task", "single_label")
+        self.thresholds = [float(t) for t in self.meta.get("thresholds") or [0.5] * len(self.labels)]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi_label"
 
     # ------------------------------------------------------------------ files
     @classmethod
@@ -167,9 +211,18 @@ class TextClassifier:
         write_folder(folder, self.net, meta, self.tokenizer)
 
     # -------------------------------------------------------------- inference
+    @property
+    def pair(self) -> bool:
+        return self.task == "pair"
+
     def encode(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text, truncated to max_length (the same ids training saw)."""
-        return [truncate(e.ids, self.max_length) for e in self.tokenizer.encode_batch(list(texts))]
+        """Token ids per text, truncated to max_length (the same ids training saw).
+        pair: `texts` are (text, text_pair) tuples, truncated longest-first."""
+        encs = self.tokenizer.encode_batch([tuple(t) for t in texts] if self.pair else list(texts))
+        if self.pair:
+            sep = sep_token_id(self.tokenizer)
+            return [truncate_pair(e.ids, self.max_length, sep) for e in encs]
+        return [truncate(e.ids, self.max_length) for e in encs]
 
     def _batches(self, texts: list[str], batch_size: int, fn) -> np.ndarray:
         """Apply fn(ids, mask) -> [b, D] in length-sorted batches; rows in input order."""
@@ -188,10 +241,22 @@ class TextClassifier:
         return result.numpy()
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [N, C] (float32, rows sum to 1), columns in `labels` order."""
+        """Class probabilities [N, C] (float32, rows sum to 1), columns in `labels` order.
+        multi_label: one independent sigmoid probability per label (rows need not sum to 1)."""
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if self.multi_label:
+            return self._batches(texts, batch_size, lambda i, m: torch.sigmoid(self.net(i, m).float()))
         return self._batches(texts, batch_size, lambda i, m: torch.softmax(self.net(i, m).float(), -1))
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """multi_label: 0/1 [N, C], each label's probability >= its tuned threshold."""
+        return (np.asarray(probs) >= np.asarray(self.thresholds, dtype=np.float64)[None, :]).astype(np.int64)
+
+    def predict_labels(self, texts: list[str], batch_size: int = 64) -> list[list[str]]:
+        """multi_label: the label set of each text (labels.json order; [] when none passes)."""
+        chosen = self.decide(self.predict_proba(texts, batch_size))
+        return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
         """Label names, argmax of predict_proba."""

@@ -22,29 +22,37 @@ from components.model.classifier import pad_batch, truncate
 
 
 class LabelledSeqs(Dataset):
-    """(token ids, label) pairs; ids are truncated to `max_length` on access."""
+    """(token ids, label) pairs; ids are truncated to `max_length` on access.
+
+    labels [N] int64 class ids, or [N, C] 0/1 multi-hot (multi_label: float32 rows)."""
 
     def __init__(self, seqs: list[list[int]], labels: np.ndarray, max_length: int):
         assert len(seqs) == len(labels)
-        self.seqs, self.labels, self.max_length = seqs, np.asarray(labels, dtype=np.int64), max_length
+        labels = np.asarray(labels)
+        self.multi = labels.ndim == 2
+        self.labels = labels.astype(np.float32) if self.multi else labels.astype(np.int64)
+        self.seqs, self.max_length = seqs, max_length
 
     def __len__(self) -> int:
         return len(self.seqs)
 
     def __getitem__(self, i: int):
-        return truncate(self.seqs[i], self.max_length), int(self.labels[i])
+        y = torch.from_numpy(self.labels[i]) if self.multi else int(self.labels[i])
+        return truncate(self.seqs[i], self.max_length), y
 
 
 class Collate:
-    """[(ids, label)] -> {"input_ids" [B, T], "attention_mask" [B, T] bool, "labels" [B]}."""
+    """[(ids, label)] -> {"input_ids" [B, T], "attention_mask" [B, T] bool, "labels" [B]}
+    ("labels" [B, C] float32 multi-hot for multi_label rows)."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
 
     def __call__(self, items):
         ids, mask = pad_batch([s for s, _ in items], self.pad_id)
-        return {"input_ids": ids, "attention_mask": mask,
-                "labels": torch.tensor([y for _, y in items], dtype=torch.long)}
+        ys = [y for _, y in items]
+        labels = torch.stack(ys) if ys and isinstance(ys[0], torch.Tensor) else torch.tensor(ys, dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 class SoftSeqs(Dataset):
@@ -94,7 +102,8 @@ def loader(data: LabelledSeqs | SoftSeqs, batch_size: int, pad_id: int, shuffle:
 def encode_texts(tok, texts: list[str]) -> list[list[int]]:
     """Token ids per text with the tokenizer's post-processing ([CLS] .. [SEP]), not truncated:
     the ids the tokenize stage writes to data/tokenized for the same tokenizer."""
-    return [e.ids for e in tok.encode_batch(list(texts))] if len(texts) else []
+    texts = [tuple(t) if isinstance(t, (tuple, list)) else t for t in texts]  # pair: (a, b) tuples
+    return [e.ids for e in tok.encode_batch(texts)] if len(texts) else []
 
 
 def tokenized_split(folder: Path, split: str, n_classes: int) -> tuple[list[list[int]], np.ndarray]:
@@ -111,6 +120,8 @@ def tokenized_split(folder: Path, split: str, n_classes: int) -> tuple[list[list
         if col not in ds.column_names:
             raise DataError(f"{folder}/{split}: column {col!r} not found (columns: {', '.join(ds.column_names)})")
     seqs = [list(map(int, s)) for s in ds["input_ids"]]
+    if isinstance(ds.features["label"], datasets.List):  # multi_label: ids per row -> multi-hot
+        return seqs, multi_hot(ds["label"], n_classes, f"{folder}/{split}")
     labels = np.asarray(ds["label"], dtype=np.int64)
     check_labels(labels, n_classes, f"{folder}/{split}")
     return seqs, labels
@@ -122,10 +133,33 @@ def text_split(parquet: Path, n_classes: int) -> tuple[list[str], np.ndarray]:
 
     if not Path(parquet).is_file():
         raise DataError(f"{parquet}: not found (run ingest first)")
-    df = pd.read_parquet(parquet, columns=["text", "label"])
+    import pyarrow.parquet as pq
+
+    pair = "text_pair" in pq.read_schema(parquet).names  # pair: texts are (text, text_pair) tuples
+    df = pd.read_parquet(parquet, columns=["text", "text_pair", "label"] if pair else ["text", "label"])
+    texts = df["text"].astype(str).tolist()
+    if pair:
+        texts = list(zip(texts, df["text_pair"].astype(str).tolist()))
+    if df["label"].dtype == object:  # multi_label: a list of ids per row -> [N, C] multi-hot
+        return texts, multi_hot(df["label"].tolist(), n_classes, str(parquet))
     labels = df["label"].to_numpy(dtype=np.int64)
     check_labels(labels, n_classes, str(parquet))
-    return df["text"].astype(str).tolist(), labels
+    return texts, labels
+
+
+def multi_hot(rows, n_classes: int, where: str) -> np.ndarray:
+    """Label-id lists -> [N, C] 0/1 float32; an id outside 0..C-1 is a DataError.
+
+    >>> multi_hot([[0, 2], []], 3, "x").tolist()
+    [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+    out = np.zeros((len(rows), n_classes), dtype=np.float32)
+    for r, ids in enumerate(rows):
+        for i in (ids if ids is not None else ()):
+            if not 0 <= int(i) < n_classes:
+                raise DataError(f"{where}: row {r} has label {int(i)}, expected 0..{n_classes - 1} (labels.json)")
+            out[r, int(i)] = 1.0
+    return out
 
 
 def check_labels(labels: np.ndarray, n_classes: int, where: str) -> None:
@@ -133,6 +167,16 @@ def check_labels(labels: np.ndarray, n_classes: int, where: str) -> None:
     if bad.size:
         raise DataError(f"{where}: row {int(bad[0])} has label {int(labels[bad[0]])}, "
                         f"expected 0..{n_classes - 1} (labels.json)")
+
+
+def pos_weights(targets: np.ndarray) -> torch.Tensor:
+    """multi_label's finetune.class_weights: BCE pos_weight (negatives / positives) per label.
+
+    >>> pos_weights(np.array([[1, 0], [0, 0], [0, 1], [0, 1]])).tolist()
+    [3.0, 1.0]
+    """
+    pos = np.asarray(targets, dtype=np.float64).sum(axis=0)  # [C]
+    return torch.tensor((len(targets) - pos) / np.maximum(pos, 1.0), dtype=torch.float32)
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:

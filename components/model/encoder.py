@@ -19,6 +19,8 @@ of True per row); every row must hold at least one real token.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
@@ -50,6 +52,18 @@ class EncoderConfig:
     pooling: str
     kernel_sizes: tuple[int, ...]
     dropout: float = 0.0
+    # pair task only (transformer): a segment (token-type) embedding of `segments` rows; the
+    # segment of a token is 1 after the first `sep_id` token ([CLS] a [SEP] -> 0, b [SEP] -> 1).
+    # 0 = none: no parameters, and `to_dict` leaves both keys out (single_label files unchanged).
+    segments: int = 0
+    sep_id: int = -1
+
+    def to_dict(self) -> dict:
+        """asdict, without the segment keys while segments == 0 (config.json as before pairs)."""
+        d = dataclasses.asdict(self)
+        if not self.segments:
+            del d["segments"], d["sep_id"]
+        return d
 
     def __post_init__(self):
         object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
@@ -79,7 +93,7 @@ class EncoderConfig:
     @classmethod
     def from_params(cls, model_cfg: "ModelConfig", vocab_size: int, pad_id: int = 0,
                     dropout: float = 0.0) -> "EncoderConfig":
-        names = {f.name for f in fields(cls)} - {"vocab_size", "pad_id", "dropout"}
+        names = {f.name for f in fields(cls)} - {"vocab_size", "pad_id", "dropout", "segments", "sep_id"}
         kwargs = {name: getattr(model_cfg, name) for name in names}
         return cls(vocab_size=vocab_size, pad_id=pad_id, dropout=dropout, **kwargs)
 
@@ -155,10 +169,16 @@ class Embeddings(nn.Module):
         else:
             self.table = None
         self.drop = nn.Dropout(cfg.dropout)
+        self.sep_id = cfg.sep_id
+        self.seg = nn.Embedding(cfg.segments, cfg.hidden_size) if cfg.segments else None
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         T = input_ids.shape[1]
         x = self.tok(input_ids)  # [B, T, H]
+        if self.seg is not None:  # pair: segment 1 after the first [SEP]
+            is_sep = (input_ids == self.sep_id).long()  # [B, T]
+            seg = (is_sep.cumsum(1) - is_sep).clamp(max=self.seg.num_embeddings - 1)  # [B, T]
+            x = x + self.seg(seg)
         if self.pos is not None:
             x = x + self.pos.weight[:T]  # [T, H] broadcast
         elif self.table is not None:
@@ -351,6 +371,20 @@ class Encoder(nn.Module):
 
 def build_encoder(cfg: EncoderConfig) -> Encoder:
     return Encoder(cfg)
+
+
+def add_segments(encoder: Encoder, sep_id: int) -> bool:
+    """pair: give a (pretrained) transformer a 2-row segment embedding, initialised to ZERO so
+    the first forward pass equals the pretrained one; False (nothing added) for lstm/cnn, which
+    read the pair through its [SEP] token only."""
+    if encoder.cfg.family != "transformer" or encoder.cfg.segments:
+        return bool(encoder.cfg.segments)
+    encoder.cfg = dataclasses.replace(encoder.cfg, segments=2, sep_id=int(sep_id))
+    emb = encoder.body.embeddings
+    emb.sep_id = int(sep_id)
+    emb.seg = nn.Embedding(2, encoder.cfg.hidden_size).to(emb.tok.weight.device)
+    nn.init.zeros_(emb.seg.weight)
+    return True
 
 
 class MLMHead(nn.Module):

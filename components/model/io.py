@@ -39,7 +39,7 @@ def write_folder(folder: Path, module, config: dict, tokenizer) -> None:
 
 def save_encoder(encoder, folder: Path, tokenizer_file: Path, extra: dict | None = None) -> None:
     """Write the three files into `folder` (created). Use inside atomic_dir for stage outputs."""
-    config = {"format": FORMAT, "encoder": dataclasses.asdict(encoder.cfg), **(extra or {})}
+    config = {"format": FORMAT, "encoder": encoder.cfg.to_dict(), **(extra or {})}
     write_folder(folder, encoder, config, tokenizer_file)
 
 

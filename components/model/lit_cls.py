@@ -6,6 +6,9 @@ training concerns:
   soft targets, the distillation loss of `distill_loss` (below),
 - val accuracy / macro-F1 with torchmetrics (logged as val_acc / val_f1,
   which EarlyStopping and ModelCheckpoint monitor),
+- multi_label: one logit per label, BCE-with-logits (pos_weight from class weights);
+  val_f1 is the labels' macro-F1 at threshold 0.5 and val_acc the subset accuracy
+  (per-label thresholds are tuned afterwards, model/thresholds.py),
 - AdamW with layer-wise LR decay over `backbone.layer_groups()` (top group
   gets lr * decay, the one below lr * decay^2, ...; the head gets lr), the
   weight-decay rule of optim.py (none on biases, norms, embeddings), and
@@ -105,17 +108,29 @@ def freeze_groups(groups: list[nn.Module], k: int) -> int:
 class LitClassifier(pl.LightningModule):
     def __init__(self, net: nn.Module, num_classes: int, *, lr: float, weight_decay: float,
                  layer_lr_decay: float, warmup_fraction: float, total_steps: int,
-                 class_weights: torch.Tensor | None = None, distill: dict | None = None):
+                 class_weights: torch.Tensor | None = None, distill: dict | None = None,
+                 multi_label: bool = False):
         """`distill`: {"alpha", "temperature", "loss"} for batches with teacher soft targets
-        ("soft" [B, C], "has_gold" [B]); batches without them train on plain CE."""
+        ("soft" [B, C], "has_gold" [B]); batches without them train on plain CE.
+        `multi_label`: labels are [B, C] 0/1 targets, the loss is BCE-with-logits and
+        `class_weights` is its pos_weight [C]."""
         super().__init__()
         self.net = net
+        self.multi_label = multi_label
         self.distill = dict(distill) if distill else None
         self.lr, self.weight_decay, self.layer_lr_decay = lr, weight_decay, layer_lr_decay
         self.warmup_fraction, self.total_steps = warmup_fraction, total_steps
         self.register_buffer("class_weights", class_weights, persistent=False)
-        self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, average="micro")
-        self.val_f1 = torchmetrics.F1Score(task="multiclass", num_classes=num_classes, average="macro")
+        if multi_label:
+            self.val_acc = torchmetrics.ExactMatch(task="multilabel", num_labels=num_classes)
+            self.val_f1 = torchmetrics.F1Score(task="multilabel", num_labels=num_classes, average="macro")
+        else:
+            self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, average="micro")
+            self.val_f1 = torchmetrics.F1Score(task="multiclass", num_classes=num_classes, average="macro")
+
+    def _bce(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """multi_label loss: mean BCE-with-logits over rows and labels; logits, targets [B, C]."""
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=self.class_weights)
 
     def forward(self, input_ids, attention_mask):
         return self.net(input_ids, attention_mask)  # [B, C]
@@ -128,6 +143,8 @@ class LitClassifier(pl.LightningModule):
             d = self.distill
             loss = distill_loss(logits, batch["soft"], batch["labels"], batch["has_gold"], alpha=d["alpha"],
                                 temperature=d["temperature"], kind=d["loss"], class_weights=self.class_weights)
+        elif self.multi_label:
+            loss = self._bce(logits, batch["labels"])
         else:
             loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
@@ -136,6 +153,12 @@ class LitClassifier(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         logits = self(batch["input_ids"], batch["attention_mask"]).float()
+        if self.multi_label:  # torchmetrics applies the sigmoid to logits; targets as ints
+            self.log("val_loss", self._bce(logits, batch["labels"]), on_epoch=True,
+                     batch_size=len(batch["labels"]))
+            self.val_acc.update(logits, batch["labels"].long())
+            self.val_f1.update(logits, batch["labels"].long())
+            return
         self.log("val_loss", F.cross_entropy(logits, batch["labels"]), on_epoch=True,
                  batch_size=len(batch["labels"]))
         self.val_acc.update(logits, batch["labels"])

@@ -13,7 +13,8 @@ Input: .csv, .jsonl (one JSON object a line) or .parquet with a text column;
 read in record batches (pyarrow's streaming CSV / JSON readers, Parquet row
 groups), scored `chunk_rows` at a time through the model's pyfunc, written as
 it goes. Output rows are in input order. predict writes the input columns plus
-label, label_id, prob_<label> (an input column with one of those names is
+label, label_id, prob_<label> (multi_label: labels, prob_<label>; labels is a
+list, joined with "|" in a CSV) (an input column with one of those names is
 kept as <name>_input); embed writes the input columns plus `embedding`
 (.parquet) or only the float32 matrix [N, H] (.npy). Outputs appear atomically.
 """
@@ -47,8 +48,9 @@ def _check_column(path: Path, names: list[str], column: str) -> None:
 
 
 def read_batches(path: str | Path, column: str = "text", block_bytes: int = 1 << 20,
-                 parquet_rows: int = 8192) -> Iterator:
-    """Yield pyarrow RecordBatches of the input file, streaming; the text column is a string.
+                 parquet_rows: int = 8192, pair_column: str | None = None) -> Iterator:
+    """Yield pyarrow RecordBatches of the input file, streaming; the text column is a string
+    (pair models: `pair_column` too, also checked to exist).
 
     CSV / JSON are read `block_bytes` at a time, Parquet `parquet_rows` rows at a time.
     """
@@ -63,14 +65,16 @@ def read_batches(path: str | Path, column: str = "text", block_bytes: int = 1 <<
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(path)
-            _check_column(path, pf.schema_arrow.names, column)
+            for c in (column, pair_column or column):
+                _check_column(path, pf.schema_arrow.names, c)
             yield from pf.iter_batches(batch_size=parquet_rows)
         elif kind == "csv":
             import pyarrow.csv as pcsv
 
             read = pcsv.ReadOptions(block_size=block_bytes)
             names = pcsv.open_csv(path, read_options=read).schema.names
-            _check_column(path, names, column)
+            for c in (column, pair_column or column):
+                _check_column(path, names, c)
             # every column as string: type inference per block would break on later blocks
             conv = pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                        strings_can_be_null=False)
@@ -79,10 +83,12 @@ def read_batches(path: str | Path, column: str = "text", block_bytes: int = 1 <<
             import pyarrow.json as pjson
 
             read = pjson.ReadOptions(block_size=block_bytes)
-            parse = pjson.ParseOptions(explicit_schema=pa.schema([(column, pa.string())]),
+            text_cols = list(dict.fromkeys([column, pair_column or column]))
+            parse = pjson.ParseOptions(explicit_schema=pa.schema([(c, pa.string()) for c in text_cols]),
                                        unexpected_field_behavior="infer")
             keys = _first_keys(path)
-            _check_column(path, keys, column)
+            for c in text_cols:
+                _check_column(path, keys, c)
             for batch in pjson.open_json(path, read_options=read, parse_options=parse):
                 # explicit_schema puts the text column first: restore the file's order
                 names = batch.schema.names
@@ -268,7 +274,12 @@ class _LabelSink:
     def write(self, chunk, frame) -> None:
         import pyarrow as pa
 
-        self.writer.write(_merge(chunk, {c: pa.array(frame[c].to_numpy()) for c in frame.columns}))
+        cols = {c: pa.array(frame[c].to_numpy()) for c in frame.columns if c != "labels"}
+        if "labels" in frame.columns:  # multi_label: a list of names per row ("a|b" in a CSV)
+            sets = [list(v) for v in frame["labels"]]
+            cols = {"labels": pa.array(["|".join(v) for v in sets]) if self.writer.kind == ".csv"
+                    else pa.array(sets, type=pa.list_(pa.string())), **cols}
+        self.writer.write(_merge(chunk, cols))
 
     def close(self) -> None:
         self.writer.close()
@@ -320,8 +331,14 @@ def _write_empty(path: Path, kind: str, column: str) -> None:
     # .csv / .jsonl: the empty temp file already is one
 
 
+def pair_model(model) -> bool:
+    """Whether a loaded pyfunc takes (text, text_pair) rows: its signature names text_pair."""
+    schema = getattr(getattr(model, "metadata", None), "get_input_schema", lambda: None)()
+    return schema is not None and "text_pair" in schema.input_names()
+
+
 def _stream(model, src: Path, out: Path, kind: str, column: str, output: str, chunk_rows: int,
-            progress: bool, count: bool, open_sink) -> tuple[int, object]:
+            progress: bool, count: bool, open_sink, pair_column: str | None = None) -> tuple[int, object]:
     """The streaming loop of predict_file and embed_file; returns (row count, the sink).
 
     Reads `src` (its first batch before any output exists, so a bad input leaves
@@ -330,7 +347,7 @@ def _stream(model, src: Path, out: Path, kind: str, column: str, output: str, ch
     `open_sink(tmp, total)`, writing a temp file renamed onto `out` on success.
     `count`: count the rows first (a progress total; the .npy needs N up front).
     """
-    batches = read_batches(src, column)
+    batches = read_batches(src, column, pair_column=pair_column)
     first = next(batches, None)  # validates the file before any output appears
     total = count_rows(src, column) if count else None
     n = 0
@@ -340,7 +357,12 @@ def _stream(model, src: Path, out: Path, kind: str, column: str, output: str, ch
         sink = open_sink(tmp, total)
         try:
             for chunk in _chunks(_prepend(first, batches), chunk_rows):
-                sink.write(chunk, model.predict(chunk.select([column]).to_pandas(), params={"output": output}))
+                if pair_column:  # a pair model reads `text` + `text_pair`, whatever the file calls them
+                    frame = chunk.select([column, pair_column]).to_pandas()
+                    frame.columns = ["text", "text_pair"]
+                else:
+                    frame = chunk.select([column]).to_pandas()
+                sink.write(chunk, model.predict(frame, params={"output": output}))
                 n += chunk.num_rows
                 bar.update(chunk.num_rows)
         finally:
@@ -357,21 +379,26 @@ def _prepend(first, rest):
 
 
 def predict_file(model, src: str | Path, out: str | Path, column: str = "text",
-                 chunk_rows: int = 1024, progress: bool = True) -> int:
-    """Labels + probabilities for every row of `src` into `out`; returns the row count."""
+                 chunk_rows: int = 1024, progress: bool = True, pair_column: str = "text_pair") -> int:
+    """Labels + probabilities for every row of `src` into `out`; returns the row count.
+    A pair model (pair_model) reads `column` and `pair_column`."""
+    pair_column = pair_column if pair_model(model) else None
     src, out = Path(src), Path(out)
     kind = _kind(out, PRED_OUT, "output")
     # only Parquet counts its rows cheaply (metadata); a CSV / JSON count would read it twice
     n, _ = _stream(model, src, out, kind, column, "label", chunk_rows, progress,
-                   count=src.suffix.lower() == ".parquet", open_sink=lambda tmp, _: _LabelSink(tmp, kind))
+                   count=src.suffix.lower() == ".parquet", open_sink=lambda tmp, _: _LabelSink(tmp, kind),
+                   pair_column=pair_column)
     return n
 
 
 def embed_file(model, src: str | Path, out: str | Path, column: str = "text",
-               chunk_rows: int = 1024, progress: bool = True) -> tuple[int, int]:
-    """Sentence vectors for every row of `src` into `out` (.parquet or .npy); returns (N, H)."""
+               chunk_rows: int = 1024, progress: bool = True, pair_column: str = "text_pair") -> tuple[int, int]:
+    """Sentence vectors for every row of `src` into `out` (.parquet or .npy); returns (N, H).
+    A pair model embeds each (column, pair_column) pair (the cross-encoder's pooled vector)."""
+    pair_column = pair_column if pair_model(model) else None
     src, out = Path(src), Path(out)
     kind = _kind(out, EMBED_OUT, "output")
     n, sink = _stream(model, src, out, kind, column, "embedding", chunk_rows, progress, count=True,
-                      open_sink=lambda tmp, total: _EmbeddingSink(tmp, kind, total))
+                      open_sink=lambda tmp, total: _EmbeddingSink(tmp, kind, total), pair_column=pair_column)
     return n, sink.dim

@@ -21,7 +21,7 @@ from pathlib import Path
 from components.core.paths import Paths
 from components.model.io import TOKENIZER
 
-TABLE_METRICS = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
+TABLE_METRICS = ("accuracy", "macro_f1", "micro_f1", "subset_accuracy", "roc_auc", "log_loss", "ece")
 EXAMPLE_TEXTS = ["a warm, funny and beautifully acted film", "dull, predictable and far too long"]
 MD5_TAG = "encoderflow.model_md5"  # DVC's hash of the registered folder (lineage.dir_md5)
 
@@ -82,19 +82,24 @@ def lineage_tags(paths: Paths, client, experiment_id: str, run_id: str, folder: 
     return tags
 
 
-def _signature(labels: list[str]):
+def _signature(labels: list[str], task: str = "single_label"):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import Array
 
-    outputs = [ColSpec("string", "label"), ColSpec("long", "label_id")]
+    if task == "multi_label":  # the label set of each text (a list of names)
+        outputs = [ColSpec(Array("string"), "labels")]
+    else:
+        outputs = [ColSpec("string", "label"), ColSpec("long", "label_id")]
     outputs += [ColSpec("double", f"prob_{name}") for name in labels]
-    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs),
+    inputs = [ColSpec("string", "text")] + [ColSpec("string", "text_pair")] * (task == "pair")
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs),
                           params=ParamSchema([ParamSpec("output", "string", "label"),
                                               ParamSpec("batch_size", "long", 64)]))
 
 
 def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: str,
-               folder: Path | None = None, artifact_name: str = "model"):
+               folder: Path | None = None, artifact_name: str = "model", task: str = "single_label"):
     """Log + register the pyfunc of `folder` (default models/finetuned) in the active run under
     `artifact_name`; returns mlflow's ModelInfo."""
     import mlflow
@@ -119,7 +124,8 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
             artifacts={"model": str(folder or paths.finetuned)},
             code_paths=[str(Path(tmp) / "components")],
             pip_requirements=pyfunc_model.pip_requirements(third),
-            signature=_signature(labels),
-            input_example=pd.DataFrame({"text": EXAMPLE_TEXTS}),
+            signature=_signature(labels, task),
+            input_example=pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]} if task == "pair"
+                                       else {"text": EXAMPLE_TEXTS}),
             registered_model_name=model_name,
         )

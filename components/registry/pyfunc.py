@@ -14,6 +14,14 @@ pass `pd.DataFrame({"text": texts})`).
     model.predict(pd.DataFrame({"text": ["great film"]}))
     #   label  label_id  prob_negative  prob_positive
     model.predict(df, params={"output": "embedding"})   # np.ndarray [N, H] float32
+
+A multi_label model returns `labels` (the list of label names whose probability
+reaches the label's tuned threshold; [] when none does) and prob_<label> per label
+(independent sigmoid probabilities), instead of label / label_id.
+
+A pair model takes `text` and `text_pair` columns (one pair per row) and returns
+label / label_id / prob_<label> like a single_label model; `embedding` is the pooled
+vector of the pair read as "[CLS] text [SEP] text_pair [SEP]" (a cross-encoder).
 """
 
 from __future__ import annotations
@@ -58,6 +66,26 @@ def to_texts(model_input) -> list[str]:
     return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
 
 
+PAIR = "text_pair"
+
+
+def to_pairs(model_input) -> list[tuple[str, str]]:
+    """pair models: a DataFrame (or dict) with `text` and `text_pair` columns -> (a, b) tuples.
+
+    >>> to_pairs(pd.DataFrame({"text": ["a", None], "text_pair": ["b", "c"]}))
+    [('a', 'b'), ('', 'c')]
+    """
+    if isinstance(model_input, dict):
+        model_input = pd.DataFrame({k: _flatten(model_input.get(k, [])) for k in (TEXT, PAIR)})
+    if not isinstance(model_input, pd.DataFrame) or PAIR not in model_input.columns:
+        have = ", ".join(map(str, model_input.columns)) if isinstance(model_input, pd.DataFrame) else \
+            type(model_input).__name__
+        raise ValueError(f"a pair model needs '{TEXT}' and '{PAIR}' columns (got: {have})")
+    firsts = to_texts(model_input)
+    seconds = to_texts(pd.DataFrame({TEXT: model_input[PAIR].tolist()}))
+    return list(zip(firsts, seconds))
+
+
 def _flatten(values) -> list:
     """MLflow turns {"text": [a, b]} into ONE row holding the list; undo that."""
     out: list = []
@@ -82,6 +110,19 @@ def label_frame(probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
     return frame
 
 
+def labels_frame(probs: np.ndarray, labels: list[str], thresholds) -> pd.DataFrame:
+    """multi_label: probs [N, C] -> one row per text: labels (list of names), prob_<label>.
+
+    >>> labels_frame(np.array([[0.7, 0.2, 0.6]]), ["a", "b", "c"], [0.5, 0.5, 0.65]).iloc[0].to_dict()
+    {'labels': ['a'], 'prob_a': 0.7, 'prob_b': 0.2, 'prob_c': 0.6}
+    """
+    chosen = np.asarray(probs) >= np.asarray(thresholds, dtype=np.float64)[None, :]  # [N, C]
+    frame = pd.DataFrame({"labels": [[labels[j] for j in np.flatnonzero(row)] for row in chosen]})
+    for j, name in enumerate(labels):
+        frame[f"{PROB}{name}"] = probs[:, j].astype(np.float64) if len(probs) else np.zeros(0)
+    return frame
+
+
 class EncoderflowModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around `TextClassifier` (artifact "model" = models/finetuned)."""
 
@@ -101,10 +142,12 @@ class EncoderflowModel(mlflow.pyfunc.PythonModel):
             raise MlflowException.invalid_parameter_value(
                 f"params.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
         batch_size = int(params.get("batch_size") or 64)
-        texts = to_texts(model_input)
+        texts = to_pairs(model_input) if self.classifier.pair else to_texts(model_input)
         if output == "embedding":
             return np.asarray(self.classifier.embed(texts, batch_size=batch_size), dtype=np.float32)
         probs = np.asarray(self.classifier.predict_proba(texts, batch_size=batch_size))  # [N, C]
+        if self.classifier.multi_label:
+            return labels_frame(probs, list(self.classifier.labels), self.classifier.thresholds)
         return label_frame(probs, list(self.classifier.labels))
 
 

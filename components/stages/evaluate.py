@@ -47,9 +47,18 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     from components.evaluation.baselines import sklearn_baselines
     from components.evaluation.metrics import classification_metrics, flatten, reliability_bins
 
+    from components.data.labels import read_task
+
+    task = read_task(paths.labels)
+    if task == "multi_label":
+        return score_all_multi(cfg, paths, run_id, progress)
+    pair = task == "pair"  # texts are (text, text_pair) tuples; single_label scoring otherwise
     ev, seed = cfg.evaluate, cfg.project.seed
     labels = read_labels(paths.labels)
     clf = _load(paths.finetuned, labels, paths, "finetune")
+    if clf.pair != pair:
+        raise DataError(f"{paths.finetuned}/config.json: a {clf.task} model, but {paths.labels} is "
+                        f"{task} (re-run finetune)")
     teacher_dir = teacher_model.folder(paths.teacher_model)
     teacher = _load(teacher_dir, labels, paths, "teacher") if teacher_dir is not None else None
     test_x, test_y = _texts(paths, "test", len(labels))
@@ -74,6 +83,8 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     notes: list[str] = []
 
     t0 = time.perf_counter()
+    if pair:
+        from components.evaluation.pair_baselines import pair_baselines as sklearn_baselines
     for name, p in sklearn_baselines(train_x, train_y, val_x, val_y, test_x, len(labels), seed).items():
         metrics.update(flatten(f"baseline.{name}", score(p)))
     timings["sklearn_baselines_s"] = time.perf_counter() - t0
@@ -89,14 +100,85 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
         timings["random_init_train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    checks, check_notes = behaviour.run_checks(clf.predict_proba, test_x, labels, seed=seed)
-    metrics.update(flatten("behaviour", checks))
-    notes += check_notes
+    if pair:
+        notes.append("behaviour checks: skipped for pair (they rewrite single texts)")
+    else:
+        checks, check_notes = behaviour.run_checks(clf.predict_proba, test_x, labels, seed=seed)
+        metrics.update(flatten("behaviour", checks))
+        notes += check_notes
     timings["behaviour_s"] = time.perf_counter() - t0
 
     extras = {"labels": labels, "actual": test_y, "predicted": probs.argmax(axis=1),
               "bins": reliability_bins(probs, test_y, ev.ece_bins), "notes": notes,
               "timings": timings, "student": clf, "teacher": teacher, "test_texts": test_x}
+    return metrics, extras
+
+
+def score_all_multi(cfg: Params, paths: Paths, run_id: str | None = None,
+                    progress: bool = True) -> tuple[dict[str, float], dict]:
+    """score_all for multi_label data: the model (its tuned thresholds), the one-vs-rest
+    baselines and the random-init ablation, all through evaluation.multilabel; behaviour:
+    the invariance checks on the whole label set. No teacher (single_label only)."""
+    from components.data.labels import read_labels
+    from components.evaluation import behaviour
+    from components.evaluation.metrics import flatten
+    from components.evaluation.multilabel import multilabel_metrics
+    from components.evaluation.multilabel_baselines import multilabel_baselines
+
+    ev, seed = cfg.evaluate, cfg.project.seed
+    labels = read_labels(paths.labels)
+    clf = _load(paths.finetuned, labels, paths, "finetune")
+    if not clf.multi_label:
+        raise DataError(f"{paths.finetuned}/config.json: a single_label model, but {paths.labels} is "
+                        "multi_label (re-run finetune)")
+    test_x, test_y = _texts(paths, "test", len(labels))  # test_y [N, C] 0/1
+    if not test_x:
+        raise DataError(f"{paths.split('test')}: the test split is empty; nothing to evaluate")
+    train_x, train_y = _texts(paths, "train", len(labels))
+    val_x, val_y = _texts(paths, "val", len(labels))
+
+    def score(probs, thresholds):
+        return multilabel_metrics(probs, test_y, labels, thresholds, ece_bins=ev.ece_bins,
+                                  bootstrap_samples=ev.bootstrap_samples, seed=seed)
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    probs = clf.predict_proba(test_x)  # [N, C] sigmoid
+    timings["model_predict_s"] = time.perf_counter() - t0
+    metrics = flatten("model", score(probs, clf.thresholds))
+    notes = ["teacher: none (single_label only)"]
+    t0 = time.perf_counter()
+    for name, (p, thresholds) in multilabel_baselines(train_x, train_y, val_x, val_y, test_x, seed).items():
+        metrics.update(flatten(f"baseline.{name}", score(p, thresholds)))
+    timings["sklearn_baselines_s"] = time.perf_counter() - t0
+    if ev.random_init_baseline and cfg.finetune.init == "random":
+        notes.append("random_init baseline skipped: the model itself is fine-tuned from random init")
+    elif ev.random_init_baseline:
+        from components.stages.finetune import fit_classifier
+
+        t0 = time.perf_counter()
+        rnd = fit_classifier(cfg, paths, "random", run_id=run_id, tag="random_init", progress=progress).classifier
+        metrics.update(flatten("baseline.random_init", score(rnd.predict_proba(test_x), rnd.thresholds)))
+        timings["random_init_train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    checks, check_notes = behaviour.run_checks(clf.predict_proba, test_x, labels, seed=seed, decide=clf.decide)
+    metrics.update(flatten("behaviour", checks))
+    notes += check_notes
+    timings["behaviour_s"] = time.perf_counter() - t0
+
+    # Plots: per (row, label) "<label>" / "not <label>" pairs (a 2x2 block per label), and the
+    # reliability of every (row, label) probability as a binary prediction.
+    from components.evaluation.metrics import reliability_bins
+
+    pred = clf.decide(probs)  # [N, C]
+    names = [x for name in labels for x in (name, f"not {name}")]
+    actual = (2 * np.arange(len(labels))[None, :] + (1 - test_y.astype(np.int64))).reshape(-1)
+    predicted = (2 * np.arange(len(labels))[None, :] + (1 - pred)).reshape(-1)
+    flat = probs.reshape(-1).astype(np.float64)
+    extras = {"labels": names, "actual": actual, "predicted": predicted,
+              "bins": reliability_bins(np.stack([1 - flat, flat], axis=1), test_y.reshape(-1).astype(np.int64),
+                                       ev.ece_bins),
+              "notes": notes, "timings": timings, "student": clf, "teacher": None, "test_texts": test_x}
     return metrics, extras
 
 
@@ -173,9 +255,13 @@ def run(cfg: Params, paths: Paths) -> dict:
         mlflow.log_artifact(str(paths.report("metrics")))
         mlflow.log_artifact(str(paths.report("speed")))
         mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
-    summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "teacher.accuracy",
+    summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "model.micro_f1",
+                                       "model.subset_accuracy", "teacher.accuracy",
                                        "baseline.tfidf_lr.accuracy", "baseline.random_init.accuracy")
                if k in metrics}
+    if "model.subset_accuracy" in metrics:  # multi_label: its baselines have no accuracy
+        summary.update({k: metrics[k] for k in ("baseline.tfidf_lr.macro_f1", "baseline.random_init.macro_f1")
+                        if k in metrics})
     summary.update({k: speed[k] for k in ("speed.student_texts_per_s", "speed.teacher_texts_per_s",
                                           "speed.ratio") if speed.get(k) is not None})
     if extras["notes"]:

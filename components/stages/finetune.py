@@ -11,6 +11,10 @@ transfer set (data/teacher/transfer.parquet) with soft targets, loss
 lit_cls.distill_loss; otherwise the gold train split plus finetune.augment_copies
 augmented copies, plain CE. Validation is always the gold val split.
 
+multi_label (data/prepared/labels.json "task"): one logit per label, BCE-with-logits,
+checkpoint selection on val macro-F1 at threshold 0.5, then one threshold per label
+tuned on val (model/thresholds.py), saved in the model folder's config.json.
+
 `fit_classifier` is the reusable training function (evaluate trains its
 random-init baseline with it, same budget); `run` is the stage: it trains,
 exports the best checkpoint (by val macro-F1) to models/finetuned/ and writes
@@ -147,23 +151,35 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     import torch
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from components.data.labels import read_labels
+    from components.data.labels import read_labels, read_task
     from components.model import train_set
     from components.model.classifier import ClassifierNet, TextClassifier
-    from components.model.cls_data import LabelledSeqs, class_weights, loader
+    from components.model.cls_data import LabelledSeqs, class_weights, loader, pos_weights
     from components.model.lit_cls import LitClassifier, freeze_groups
     from components.model.precision import resolve_precision
 
     ft = cfg.finetune
     init = init or ft.init
     labels = read_labels(paths.labels)
+    task = read_task(paths.labels)
+    multi = task == "multi_label"
     pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
     backbone, tok, pad_id, max_len, kind = _start(cfg, paths, init)
     gold_train, (va_seqs, va_y) = _data(cfg, paths, kind, tok, len(labels))
+    segments = False
+    if task == "pair":  # a cross-encoder: "[CLS] a [SEP] b [SEP]", truncated longest-first
+        from components.model.classifier import sep_token_id, truncate_pair
+        from components.model.encoder import add_segments
+
+        sep = sep_token_id(tok)
+        gold_train = ([truncate_pair(s_, max_len, sep) for s_ in gold_train[0]], gold_train[1])
+        va_seqs = [truncate_pair(s_, max_len, sep) for s_ in va_seqs]
+        segments = kind != "hf" and add_segments(backbone, sep)
     if not gold_train[0]:
         raise DataError(f"{paths.tokenized}: the train split is empty; nothing to fine-tune on")
     train_ds, rows_info = train_set.build(cfg, paths, tok, len(labels), max_len, gold_train)
-    tr_y = train_ds.labels[train_ds.labels >= 0]  # [N_gold] gold labels (-1: a transfer row without one)
+    # [N_gold] gold labels (-1: a transfer row without one); multi_label: [N, C] multi-hot
+    tr_y = train_ds.labels if multi else train_ds.labels[train_ds.labels >= 0]
     vocab = tok.get_vocab_size()
     top = max((max(s) for s in train_ds.seqs if s), default=0)
     if top >= vocab:
@@ -179,12 +195,15 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
     frozen = freeze_groups(groups, ft.freeze_layers)
     steps_per_epoch = math.ceil(len(train_ds) / ft.batch_size)
     total = steps_per_epoch * ft.max_epochs
+    weights = None
+    if ft.class_weights:
+        weights = pos_weights(tr_y) if multi else class_weights(tr_y, len(labels))
     module = LitClassifier(net, len(labels), lr=ft.lr, weight_decay=ft.weight_decay,
                            layer_lr_decay=ft.layer_lr_decay, warmup_fraction=ft.warmup_fraction,
-                           total_steps=total,
-                           class_weights=class_weights(tr_y, len(labels)) if ft.class_weights else None,
+                           total_steps=total, class_weights=weights,
                            distill={"alpha": ft.distill.alpha, "temperature": ft.distill.temperature,
-                                    "loss": ft.distill.loss} if rows_info["distill"]["used"] else None)
+                                    "loss": ft.distill.loss} if rows_info["distill"]["used"] else None,
+                           multi_label=multi)
     train_dl = loader(train_ds, ft.batch_size, pad_id, True, cfg.project.seed)
     has_val = len(va_seqs) > 0
     val_dl = loader(LabelledSeqs(va_seqs, va_y, max_len), ft.batch_size, pad_id, False, 0) if has_val else None
@@ -232,10 +251,35 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
         p.requires_grad_(True)  # export plain weights; freezing was a training choice
     info = {"init": init, "init_kind": kind, "frozen_params": frozen,
             "trainable_params": sum(p.numel() for p in net.parameters()) - frozen, **rows_info}
-    clf = TextClassifier(net, tok, labels, max_len, pad_id,
-                         meta={"init": init, "init_kind": kind, "distill": rows_info["distill"]})
+    meta = {"init": init, "init_kind": kind, "distill": rows_info["distill"]}
+    if task == "pair":
+        meta["task"] = "pair"
+        info.update(task="pair", segment_embedding=segments)
+    if multi:  # per-label thresholds, tuned on val with the selected weights
+        from components.model.thresholds import tune_thresholds
+
+        probs = _sigmoid_probs(net, va_seqs, max_len, pad_id, ft.batch_size)
+        thresholds, val_f1 = tune_thresholds(probs, va_y)
+        meta.update(task="multi_label", thresholds=thresholds)
+        info.update(thresholds=dict(zip(labels, thresholds)), val_f1_tuned=dict(zip(labels, val_f1)))
+    clf = TextClassifier(net, tok, labels, max_len, pad_id, meta=meta)
     return FitResult(clf, best_f1, best_acc, trainer.current_epoch, trainer.global_step, wall,
                      precision, history, info)
+
+
+def _sigmoid_probs(net, seqs: list[list[int]], max_len: int, pad_id: int, batch_size: int):
+    """Per-label sigmoid probabilities [N, C] of `net` (eval mode) on token-id rows."""
+    import numpy as np
+    import torch
+
+    from components.model.classifier import pad_batch, truncate
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(seqs), batch_size):
+            ids, mask = pad_batch([truncate(s, max_len) for s in seqs[i:i + batch_size]], pad_id)
+            out.append(torch.sigmoid(net(ids, mask).float()).numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.head.out_features), dtype=np.float32)
 
 
 def train_classifier(cfg: Params, paths: Paths, init: str | None = None, **kwargs):
@@ -274,6 +318,11 @@ def run(cfg: Params, paths: Paths) -> dict:
                   "augment_copies": res.info["augment_copies"], "augmented_rows": res.info["augmented_rows"],
                   "augmented_dropped_held_out": res.info["augmented_dropped_held_out"],
                   "mlflow_run_id": mlrun.info.run_id}
+        if res.info.get("task") == "pair":  # the default report keeps its keys
+            report.update(task="pair", segment_embedding=res.info["segment_embedding"])
+        if "thresholds" in res.info:  # multi_label only: the default report keeps its keys
+            report.update(task="multi_label", thresholds=res.info["thresholds"],
+                          val_f1_tuned=res.info["val_f1_tuned"])
         write_json(paths.report("finetune"), report)
         write_text(paths.reports / "finetune_curve.csv", curve_csv(res.history))
         mlflow.log_metrics({k: float(v) for k, v in (("best_val_f1", res.best_val_f1),

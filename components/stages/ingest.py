@@ -19,6 +19,7 @@ from pathlib import Path
 from components.core.atomic import atomic_dir, write_json
 from components.core.config import IngestConfig, Params
 from components.core.paths import CORPUS, Paths
+from components.data.labels import labels_json
 from components.data.prepare import Prepared, prepare
 from components.data.readers import Chunk
 from components.stages import table
@@ -27,16 +28,28 @@ STAGE = "ingest"
 
 
 def _tables(prep: Prepared) -> dict:
-    """Arrow tables of the data contract: id, text, label (int64), label_name; unlabeled: id, text."""
+    """Arrow tables of the data contract: id, text, label (int64), label_name; unlabeled: id, text.
+
+    multi_label: label is list<int64> (sorted ids, [] = no label), label_name list<string>."""
     import pyarrow as pa
 
-    labelled = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.int64()),
-                          ("label_name", pa.string())])
+    multi = prep.task == "multi_label"
+    lab, name = (pa.list_(pa.int64()), pa.list_(pa.string())) if multi else (pa.int64(), pa.string())
+    pair = prep.task == "pair"  # a text_pair column after text
+    labelled = pa.schema([("id", pa.string()), ("text", pa.string())]
+                         + [("text_pair", pa.string())] * pair + [("label", lab), ("label_name", name)])
     tables = {}
     for split, rows in prep.splits.items():
         ids, texts, label_ids = (list(col) for col in zip(*rows)) if rows else ([], [], [])
-        names = [prep.labels[i] for i in label_ids]
-        tables[split] = pa.table([ids, texts, label_ids, names], schema=labelled)
+        if pair:
+            firsts, seconds = [t[0] for t in texts], [t[1] for t in texts]
+        if multi:
+            label_ids = [list(v) for v in label_ids]
+            names = [[prep.labels[i] for i in v] for v in label_ids]
+        else:
+            names = [prep.labels[i] for i in label_ids]
+        cols = [ids, firsts, seconds] if pair else [ids, texts]
+        tables[split] = pa.table([*cols, label_ids, names], schema=labelled)
     ids, texts = (list(col) for col in zip(*prep.unlabeled)) if prep.unlabeled else ([], [])
     tables["unlabeled"] = pa.table([ids, texts], schema=pa.schema([("id", pa.string()),
                                                                   ("text", pa.string())]))
@@ -56,7 +69,7 @@ def write(prep: Prepared, paths: Paths, cfg: IngestConfig | None = None) -> None
     with atomic_dir(paths.prepared) as tmp:
         for split, table in tables.items():
             pq.write_table(table, Path(tmp) / f"{split}.parquet")
-        write_json(Path(tmp) / "labels.json", {"labels": prep.labels})
+        write_json(Path(tmp) / "labels.json", labels_json(prep.labels, prep.task))
         if spec:
             from components.data.corpus import write_corpus
 

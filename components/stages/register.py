@@ -56,8 +56,9 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})", stage=STAGE) from None
 
 
-def _score(uri: str, texts: list[str], names: list[str]):
-    """0/1 correctness per test row of the registered model at `uri` (one-line error if it fails)."""
+def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", labels: list[str] = ()):
+    """What the gate compares for `metric` (gate.score_rows: 0/1 correctness per test row, or
+    per-row F1 counts) of the registered model at `uri` (one-line error if it fails)."""
     import mlflow
 
     from components.core.errors import EncoderflowError
@@ -66,7 +67,7 @@ def _score(uri: str, texts: list[str], names: list[str]):
 
     try:
         model = mlflow.pyfunc.load_model(uri)
-        return gate.correct_vector(model, texts, names)
+        return gate.score_rows(model, texts, names, metric, labels)
     except Exception as e:  # noqa: BLE001 - a broken version must not leave a traceback
         raise EncoderflowError(f"cannot score {uri} on the test split ({_short(e)}); no alias was changed",
                                stage=STAGE) from None
@@ -148,7 +149,8 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
     """Log + register cand's pyfunc in the active run, then tag it (description comes later)."""
     kind = cand.meta.get("backbone", {}).get("kind", "")
     info = log_pyfunc(paths, cand.name, list(cand.meta["labels"]), kind, folder=cand.folder,
-                      artifact_name="model" if cand.role == "student" else cand.role)
+                      artifact_name="model" if cand.role == "student" else cand.role,
+                      task=cand.meta.get("task", "single_label"))
     cand.version = str(info.registered_model_version)
     cand.tags.update({"encoderflow.role": cand.role})
     cand.tags.update({f"metric.{m}": f"{metrics[f'{cand.prefix}.{m}']:.4f}" for m in TABLE_METRICS
@@ -157,17 +159,19 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
         client.set_model_version_tag(cand.name, cand.version, key, value)
 
 
-def judge(client, cand: Candidate, texts: list[str], names: list[str], rc, tfidf, seed: int) -> None:
+def judge(client, cand: Candidate, texts: list[str], names: list, rc, tfidf, seed: int,
+          metric: str = "accuracy") -> None:
     """Score cand's new version and its model's @champion on the test split; set cand.decision."""
     from components.evaluation import gate
     from components.registry import client as registry
 
+    labels = list(cand.meta.get("labels", ()))
     champion = registry.aliases(registry.get_model(client, cand.name)).get(registry.CHAMPION)
-    new_correct = _score(cand.uri, texts, names)
-    champ_correct = _score(f"models:/{cand.name}/{champion}", texts, names) if champion else None
+    new_correct = _score(cand.uri, texts, names, metric, labels)
+    champ_correct = _score(f"models:/{cand.name}/{champion}", texts, names, metric, labels) if champion else None
     cand.decision = gate.decide(new_correct, champ_correct, champion_version=champion,
                                 min_gain=rc.min_gain, floor_accuracy=rc.floor_accuracy,
-                                tfidf_accuracy=tfidf, samples=rc.bootstrap_samples, seed=seed)
+                                tfidf_accuracy=tfidf, samples=rc.bootstrap_samples, seed=seed, metric=metric)
 
 
 def apply(client, cand: Candidate) -> dict:
@@ -190,15 +194,42 @@ def apply(client, cand: Candidate) -> dict:
             "reason": d.reason, "gate": d.as_dict(), "tags": cand.tags}
 
 
-def _test_rows(paths: Paths) -> tuple[list[str], list[str]]:
+def _test_rows(paths: Paths) -> tuple[list[str], list]:
+    """Test texts and their label names (multi_label: a list of names per row; pair: texts
+    are (text, text_pair) tuples)."""
     import pandas as pd
 
     if not paths.split("test").is_file():
         raise DataError(f"{paths.split('test')}: not found (run ingest first)", stage=STAGE)
-    test = pd.read_parquet(paths.split("test"), columns=["text", "label_name"])
+    import pyarrow.parquet as pq
+
+    pair = "text_pair" in pq.read_schema(paths.split("test")).names  # pair: (text, text_pair) tuples
+    test = pd.read_parquet(paths.split("test"), columns=["text", "text_pair", "label_name"] if pair
+                           else ["text", "label_name"])
     if len(test) == 0:
         raise DataError(f"{paths.split('test')}: no rows to score the gate on", stage=STAGE)
+    if pair:
+        return (list(zip(test["text"].astype(str), test["text_pair"].astype(str))),
+                test["label_name"].astype(str).tolist())
+    if test["label_name"].dtype == object and len(test) and not isinstance(test["label_name"].iloc[0], str):
+        return test["text"].astype(str).tolist(), [[str(n) for n in v] for v in test["label_name"]]
     return test["text"].astype(str).tolist(), test["label_name"].astype(str).tolist()
+
+
+def gate_metric(cfg: Params, paths: Paths) -> str:
+    """register.metric (or the task's default), checked against the data's task (labels.json)."""
+    from components.core.config import GATE_METRICS
+    from components.core.errors import ConfigError
+    from components.data.labels import read_task
+
+    task = read_task(paths.labels, stage=STAGE)
+    allowed = GATE_METRICS[task]
+    metric = cfg.register.metric or allowed[0]
+    if metric not in allowed:
+        raise ConfigError(f"register.metric: expected one of {', '.join(allowed)} for the {task} data in "
+                          f"{paths.labels.relative_to(paths.root) if paths.root in paths.labels.parents else paths.labels}"
+                          f", got {metric!r}")
+    return metric
 
 
 def run(cfg: Params, paths: Paths) -> dict:
@@ -210,15 +241,17 @@ def run(cfg: Params, paths: Paths) -> dict:
     from components.registry import client as registry
 
     rc = cfg.register
+    metric = gate_metric(cfg, paths)
     metrics = _read_json(paths.report("metrics"))
     student = Candidate("student", rc.model_name, paths.finetuned, "model", RUN_STAGES,
                         _read_json(paths.finetuned / CONFIG))
     tfidf = None
     if rc.floor_vs_tfidf:
-        if gate.TFIDF_KEY not in metrics:
-            raise DataError(f"{paths.report('metrics')}: key '{gate.TFIDF_KEY}' not found (needed by "
+        key = gate.tfidf_key(metric)
+        if key not in metrics:
+            raise DataError(f"{paths.report('metrics')}: key '{key}' not found (needed by "
                             "register.floor_vs_tfidf; set it to false to skip that floor)", stage=STAGE)
-        tfidf = float(metrics[gate.TFIDF_KEY])
+        tfidf = float(metrics[key])
     teacher = teacher_candidate(paths, rc.model_name, metrics)
     texts, names = _test_rows(paths)
 
@@ -255,7 +288,7 @@ def run(cfg: Params, paths: Paths) -> dict:
                                         description=description(cand, metrics, student.name, teacher))
         t0 = time.perf_counter()  # time.compute_s: the gates (load + score both versions, bootstrap)
         for cand in to_register:  # every score before any alias moves
-            judge(client, cand, texts, names, rc, tfidf, cfg.project.seed)
+            judge(client, cand, texts, names, rc, tfidf, cfg.project.seed, metric)
         compute_s = time.perf_counter() - t0
         reports = {cand.role: apply(client, cand) for cand in (student, teacher) if cand in to_register}
         mlflow.log_metric("time.compute_s", compute_s)
@@ -269,6 +302,9 @@ def run(cfg: Params, paths: Paths) -> dict:
         mlflow.log_artifact(str(paths.report(STAGE)), "gate")
     out = {"version": student.version, "decision": student.decision.alias,
            "accuracy": round(student.decision.accuracy, 4)}
+    if metric != "accuracy":  # the value above is of this metric (gate.Decision)
+        out = {"version": student.version, "decision": student.decision.alias, "metric": metric,
+               metric: round(student.decision.accuracy, 4)}
     if teacher is not None:
         out.update(teacher_version=teacher.version, teacher_decision=teacher_report["decision"])
     return out

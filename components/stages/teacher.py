@@ -12,6 +12,10 @@ text, in bf16 autocast where the CPU has it, in length-sorted batches.
 Writes models/teacher/ (a TextClassifier folder, like models/finetuned),
 data/teacher/transfer.parquet and reports/teacher.json.
 
+The teacher is single_label only: with a multi_label dataset (labels.json "task") it
+prints one line and runs the no-op below, whatever teacher.enabled says (distilling
+into a multi_label student is refused by the config: finetune.distill.enabled).
+
 `teacher.enabled: false` is a no-op that still writes all three outputs, so DVC
 stays consistent: models/teacher/DISABLED.json, a 0-row transfer.parquet with the
 same schema, and reports/teacher.json = {"enabled": false}.
@@ -105,7 +109,7 @@ def _unlabeled(paths: Paths) -> list[str]:
     return pd.read_parquet(path, columns=["text"])["text"].astype(str).tolist()
 
 
-def run_disabled(cfg: Params, paths: Paths) -> dict:
+def run_disabled(cfg: Params, paths: Paths, reason: str = "teacher.enabled: false") -> dict:
     """The no-op: the three outputs, empty; no torch, no data read. It still opens the stage's
     MLflow run (params teacher.enabled=False), so a pipeline run keeps one child run per stage;
     in the flow (MLflow already imported) the whole stage takes about 0.1 s."""
@@ -115,7 +119,7 @@ def run_disabled(cfg: Params, paths: Paths) -> dict:
 
     with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params):
         with atomic_dir(paths.teacher_model) as tmp:
-            write_json(tmp / DISABLED, {"enabled": False, "reason": "teacher.enabled: false"})
+            write_json(tmp / DISABLED, {"enabled": False, "reason": reason})
         with atomic_dir(paths.teacher_transfer.parent) as tmp:
             transfer_write.write(tmp / paths.teacher_transfer.name, None)
         write_json(paths.report(STAGE), {"enabled": False})
@@ -126,6 +130,13 @@ def run(cfg: Params, paths: Paths) -> dict:
     """The stage (see the module docstring)."""
     if not cfg.teacher.enabled:
         return run_disabled(cfg, paths)
+    from components.data.labels import read_task
+
+    task = read_task(paths.labels, _rel(paths, paths.labels), stage=STAGE)
+    if task != "single_label":  # multi_label, pair
+        print(f"teacher: skipped: the teacher is single_label only and the data is {task} "
+              "(ingest.task); writing the disabled outputs", flush=True)
+        return run_disabled(cfg, paths, reason=f"ingest.task: {task} (the teacher is single_label only)")
 
     from components.core.atomic import atomic_dir, write_json
     from components.core.tracking import stage_run

@@ -6,7 +6,8 @@ Writes models/tokenizer/tokenizer.json  (trained on train + unlabeled (+ corpus)
                                          ONLY: val/test never shape the vocabulary)
        data/tokenized/                  (DatasetDict: input_ids list<int32> with
                                          [CLS]..[SEP], not truncated, not padded;
-                                         label int64, -1 for unlabeled and corpus)
+                                         label int64, -1 for unlabeled and corpus; a
+                                         multi_label split keeps its label ids: list<int64>)
        reports/tokenizer.json           (vocab size, UNK rate, length stats)
 
 Streaming: the tokenizer trains on an iterator over parquet record batches, the corpus
@@ -75,7 +76,7 @@ def tokenize(cfg: TokenizeConfig, paths: Paths, show_progress: bool = True) -> d
     if corpus:
         _check_split(paths, CORPUS)
     train_splits = TRAIN_SPLITS + ((CORPUS,) if corpus else ())
-    n_texts = sum(_rows(paths, split) for split in train_splits)
+    n_texts = sum(_rows(paths, split) * len(_text_columns(paths, split)) for split in train_splits)
     if not n_texts:
         raise DataError(f"{_rel(paths, paths.prepared)}: {' + '.join(train_splits)} hold no text to "
                         "train the tokenizer on", stage=STAGE)
@@ -98,6 +99,22 @@ def tokenize(cfg: TokenizeConfig, paths: Paths, show_progress: bool = True) -> d
     return report
 
 
+def _multi(path: Path) -> bool:
+    """Whether a prepared split holds multi_label rows (label is a list column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    return "label" in schema.names and pa.types.is_list(schema.field("label").type)
+
+
+def _pair(path: Path) -> bool:
+    """Whether a prepared split holds pair rows (a text_pair column)."""
+    import pyarrow.parquet as pq
+
+    return "text_pair" in pq.read_schema(path).names
+
+
 def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
     """Encode all four splits; datasets' cache files stay under `cache_dir`."""
     import datasets
@@ -108,11 +125,13 @@ def encode_splits(tok, paths: Paths, batch_size: int, cache_dir: Path):
         labelled = split != "unlabeled"
         if pq.ParquetFile(paths.split(split)).metadata.num_rows == 0:
             # from_parquet fails on an empty file ("BatchSize must be greater than 0")
-            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []}, features=features())
+            out[split] = datasets.Dataset.from_dict({"input_ids": [], "label": []},
+                                                    features=features(labelled and _multi(paths.split(split))))
             continue
         with _no_progress_bars():  # from_parquet's bar says "Generating train split" for every split
+            pair = ["text_pair"] if labelled and _pair(paths.split(split)) else []
             ds = datasets.Dataset.from_parquet(
-                str(paths.split(split)), columns=["text", "label"] if labelled else ["text"],
+                str(paths.split(split)), columns=["text", *pair, "label"] if labelled else ["text"],
                 cache_dir=str(cache_dir / "parquet"))
         # A fingerprint from the content (tokenizer + input file), not from paths
         # and mtimes: the saved state.json is the same on every run (DVC sees no change).
@@ -166,9 +185,11 @@ def encode_dataset(ds, tok, batch_size: int, cache_file: Path | None = None, des
     if fingerprint is None:
         fingerprint = hashlib.sha256(tok.to_str().encode() + ds._fingerprint.encode()).hexdigest()[:16]
 
+    labelled = "label" in ds.column_names
+    multi = labelled and isinstance(ds.features["label"], datasets.List)
     return ds.with_format("arrow").map(
-        encode_batch_fn(tok, labelled="label" in ds.column_names), batched=True,
-        batch_size=batch_size, remove_columns=ds.column_names, features=features(), desc=desc,
+        encode_batch_fn(tok, labelled=labelled), batched=True,
+        batch_size=batch_size, remove_columns=ds.column_names, features=features(multi), desc=desc,
         keep_in_memory=cache_file is None, load_from_cache_file=False,
         cache_file_name=None if cache_file is None else str(cache_file),
         new_fingerprint=fingerprint,  # given, so datasets does not hash (pickle) the tokenizer
@@ -246,13 +267,15 @@ def _check_split(paths: Paths, split: str) -> None:
         if col not in names:
             raise DataError(f"{_rel(paths, path)}: column {col!r} not found (columns: {', '.join(names)})",
                             stage=STAGE)
-    kinds = {"text": (pa.types.is_string, pa.types.is_large_string), "label": (pa.types.is_integer,)}
+    kinds = {"text": (pa.types.is_string, pa.types.is_large_string),
+             "label": (pa.types.is_integer,  # multi_label: a list of ids
+                       lambda t: pa.types.is_list(t) and pa.types.is_integer(t.value_type))}
     for col, checks in kinds.items():
         if col in names and not any(check(schema.field(col).type) for check in checks):
             raise DataError(f"{_rel(paths, path)}: column {col!r} has type {schema.field(col).type} "
                             f"(expected {'string' if col == 'text' else 'integer label ids'})", stage=STAGE)
 
-    columns = [c for c in ("text", "label") if c in names]
+    columns = [c for c in ("text", "text_pair", "label") if c in names]
     offset = 0
     for batch in parquet_batches(path, columns, TEXT_BATCH):
         for col, values in zip(columns, batch.columns):
@@ -269,11 +292,18 @@ def _rows(paths: Paths, split: str) -> int:
     return pq.ParquetFile(paths.split(split)).metadata.num_rows
 
 
+def _text_columns(paths: Paths, split: str) -> list[str]:
+    """The text a split gives the tokenizer: a pair split's two sides both train it."""
+    return ["text", "text_pair"] if split in ALL_SPLITS and _pair(paths.split(split)) else ["text"]
+
+
 def _texts(paths: Paths, splits: tuple[str, ...]):
-    """The `text` of `splits`, in order, one parquet record batch in memory at a time."""
+    """The text of `splits`, in order, one parquet record batch in memory at a time."""
     for split in splits:
-        for batch in parquet_batches(paths.split(split), ["text"], TEXT_BATCH):
-            yield from batch.column(0).to_pylist()
+        columns = _text_columns(paths, split)
+        for batch in parquet_batches(paths.split(split), columns, TEXT_BATCH):
+            for col in batch.columns:
+                yield from col.to_pylist()
 
 
 def _quiet_datasets(show_progress: bool) -> None:

@@ -30,7 +30,7 @@ from components.core.atomic import atomic_dir, write_json
 from components.core.config import Params
 from components.core.errors import DataError, first_line
 from components.core.paths import ALL_SPLITS, Paths
-from components.data.labels import read_labels
+from components.data.labels import read_labels, read_task
 from components.stages import table
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _context(docs_dir: Path):
 
 
 def run_checkpoint(frames: dict, labels: list[str], cfg: Params, paths: Paths,
-                   docs_dir: Path) -> dict[str, list]:
+                   docs_dir: Path, task: str = "single_label") -> dict[str, list]:
     """Run every split's suite in one Checkpoint; return split -> results in suite order."""
     import great_expectations as gx
 
@@ -89,12 +89,13 @@ def run_checkpoint(frames: dict, labels: list[str], cfg: Params, paths: Paths,
     ctx = _context(docs_dir)
     source = ctx.data_sources.add_pandas_filesystem("prepared", base_directory=paths.prepared)
     leaks = ex.leak_sets(frames)
+    pairs = ex.pair_sets(frames) if task == "pair" else {}
     definitions, order = [], {}
     for split in ALL_SPLITS:
         batch = source.add_parquet_asset(split).add_batch_definition_path(split, path=f"{split}.parquet")
         suite = gx.ExpectationSuite(name=split)
         for exp in ex.split_expectations(split, frames[split].columns, labels, leaks.get(split, {}),
-                                         cfg.validate, cfg.ingest):
+                                         cfg.validate, cfg.ingest, task, pairs.get(split)):
             suite.add_expectation(exp)
         order[split] = [e.meta["check"] for e in suite.expectations]
         definitions.append(ctx.validation_definitions.add(
@@ -139,6 +140,8 @@ def summarize(split: str, r) -> dict[str, Any]:
         "observed_value": res.get("observed_value"),
         "severity": str(getattr(conf.severity, "value", conf.severity)),
     }
+    if row["check"] in ("label_lists", "label_cardinality", "label_min_count"):  # multi_label
+        row["details"] = res.get("details")
     if "partial_missing_list" in res:
         row["missing"] = list(res["partial_missing_list"])
     if "unexpected_percent" in res and res["unexpected_percent"] is not None:
@@ -179,6 +182,8 @@ def describe(row: dict, ctx: dict) -> str:
     if check.startswith("column_"):
         have = ", ".join(map(str, ctx["frames"][split].columns)) or "none"
         return f"{split}: column '{check[len('column_'):]}' is missing (columns: {have})"
+    if check.startswith("no_pair_leak_"):
+        return f"{n} pairs appear in both {check[len('no_pair_leak_'):]} and {split}"
     if check.startswith("no_leak_"):
         return f"{n} texts appear in both {check[len('no_leak_'):]} and {split}"
     share = f" ({row['unexpected_percent']:.2f}%)" if "unexpected_percent" in row else ""
@@ -190,6 +195,11 @@ def describe(row: dict, ctx: dict) -> str:
         "text_not_null": f"{n} texts are null",
         "text_not_empty": f"{n} texts are empty or whitespace only",
         "text_unique": f"{n} rows have a text that occurs more than once in the split",
+        "text_pair_not_null": f"{n} text_pairs are null",
+        "text_pair_not_empty": f"{n} text_pairs are empty or whitespace only",
+        "text_pair_length": f"{n} text_pairs have a length outside the bounds",
+        "pair_unique": f"{n} rows have a (text, text_pair) pair that occurs more than once in the split",
+        "no_self_pair": f"{n} rows pair a text with itself (text == text_pair)",
         "text_length": f"{n} texts{share} have a length outside {bounds} characters",
         "text_length_share": f"{n} texts{share} have a length outside {bounds} characters "
                              f"(allowed: {_pct(cfg.max_length_outlier_fraction)})",
@@ -207,6 +217,15 @@ def describe(row: dict, ctx: dict) -> str:
         names = [labels[i] if isinstance(i, int) and 0 <= i < len(labels) else str(i)
                  for i in row.get("missing", [])]
         return f"{split}: {n} label(s) never appear in train: {', '.join(names)}"
+    if check == "label_lists":
+        return f"{split}: {n} labels are not lists of distinct ids of labels.json (0..{len(labels) - 1})"
+    if check == "label_cardinality":
+        return (f"{split}: {n} rows = {_pct(observed)} have no label "
+                f"(allowed: {_pct(cfg.max_no_label_fraction)})")
+    if check == "label_min_count":
+        low = ", ".join(f"{labels[i]} ({row['details']['counts'][i]})" for i in row["details"]["below"])
+        return (f"{split}: {n} label(s) on fewer than {cfg.min_label_count} train rows "
+                f"(validate.min_label_count): {low}")
     if check == "class_balance":
         return (f"{split}: the majority class has {n} rows = {_pct(observed)} of train "
                 f"(allowed: {_pct(cfg.max_majority_fraction)})")
@@ -217,9 +236,10 @@ def validate(cfg: Params, paths: Paths) -> dict:
     """Run the suites and write both reports; returns the report (raises only on bad input)."""
     rel = lambda p: str(p.relative_to(paths.root))  # noqa: E731
     labels = read_labels(paths.labels, rel(paths.labels), stage=STAGE)
+    task = read_task(paths.labels, rel(paths.labels), stage=STAGE)
     frames = {s: read_split(paths.split(s), rel(paths.split(s))) for s in ALL_SPLITS}
     with atomic_dir(paths.data_docs) as docs:
-        results = run_checkpoint(frames, labels, cfg, paths, docs)
+        results = run_checkpoint(frames, labels, cfg, paths, docs, task)
     rows = [summarize(s, r) for s in ALL_SPLITS for r in results.get(s, [])]
 
     context = {"labels": labels, "cfg": cfg.validate, "frames": frames}
