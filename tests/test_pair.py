@@ -122,7 +122,7 @@ def test_segment_embedding_starts_at_zero_and_only_exists_for_pair():
 
 
 @pytest.mark.slow
-def test_pair_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path, monkeypatch):
+def test_pair_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path, monkeypatch, capsys):
     """ingest -> validate -> tokenize -> pretrain -> finetune -> evaluate -> register on the tiny
     pair project (synthetic paraphrase pairs); the pyfunc and `predict` read text + text_pair."""
     import mlflow
@@ -145,6 +145,12 @@ def test_pair_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path
         assert {f"{scorer}.{k}" for k in ("accuracy", "macro_f1", "precision.duplicate")} <= set(metrics)
     assert metrics["baseline.tfidf_lr.accuracy"] > 0.9  # word overlap separates the synthetic pairs
     assert not any(k.startswith("behaviour.") for k in metrics)
+    from components.core.config import load_params
+    from components.stages import teacher  # enabled, but single_label only: one line, the no-op outputs
+
+    teacher.run(load_params(root / "params.yaml", ["teacher.enabled=true"]), Paths.at(root))
+    assert "teacher: skipped: the teacher is single_label only and the data is pair" in capsys.readouterr().out
+    assert "pair" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
 
     report = tiny_pipeline.register(root, floor_vs_tfidf=False)
     assert report["gate"]["metric"] == "accuracy" and report["version"] == "1"

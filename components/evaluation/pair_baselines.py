@@ -24,10 +24,10 @@ def pair_features(vec, pairs):
     """Sparse [N, 4V + 1] features of (a, b) pairs in the fitted TF-IDF space `vec`.
 
     >>> from sklearn.feature_extraction.text import TfidfVectorizer
-    >>> v = TfidfVectorizer().fit(["a cat", "a dog"])
+    >>> v = TfidfVectorizer().fit(["a cat", "a dog"])  # V = 2 ("a" is too short a token)
     >>> x = pair_features(v, [("a cat", "a cat"), ("a cat", "a dog")])
     >>> x.shape, round(float(x[0, -1]), 3)
-    ((2, 13), 1.0)
+    ((2, 9), 1.0)
     """
     import scipy.sparse as sp
 

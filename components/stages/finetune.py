@@ -15,6 +15,10 @@ multi_label (data/prepared/labels.json "task"): one logit per label, BCE-with-lo
 checkpoint selection on val macro-F1 at threshold 0.5, then one threshold per label
 tuned on val (model/thresholds.py), saved in the model folder's config.json.
 
+pair: a cross-encoder; the ids are "[CLS] a [SEP] b [SEP]", truncated longest-first, and an
+encoderflow transformer gets a zero-initialised segment embedding (encoder.add_segments);
+softmax + CE as single_label.
+
 `fit_classifier` is the reusable training function (evaluate trains its
 random-init baseline with it, same budget); `run` is the stage: it trains,
 exports the best checkpoint (by val macro-F1) to models/finetuned/ and writes
