@@ -24,6 +24,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -320,3 +321,28 @@ def md_table(head: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- peak RSS of a command
+
+# Linux carries the forking process's RSS into a child's ru_maxrss (it is set from the old
+# mm at exec), so a child of a big process would never report less than that process's size.
+# A small launcher forks the measured command instead and reports its children's peak.
+_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+             "sys.exit(rc)")
+
+
+def measure(cmd: list[str], cwd: Path, log: Path, env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB, stdout) of one command in its own process; stderr goes
+    to `log`, whose last lines a failure shows."""
+    rss_file = log.with_suffix(".maxrss")
+    t0 = time.perf_counter()
+    with open(log, "wb") as err:
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(rss_file), *cmd], cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=err, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-8:]
+        raise SystemExit(f"error: {' '.join(cmd[:4])} exited {proc.returncode} (log {log}):\n" + "\n".join(tail))
+    return wall, int(rss_file.read_text()) / 1024, proc.stdout.decode()  # ru_maxrss: KiB on Linux

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,11 +45,6 @@ sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the std
 sys.path.insert(1, str(ROOT / "tests"))  # tiny_pipeline: the labelled sentences
 
 STAGES = ("ingest", "tokenize", "load", "pretrain")
-# Linux carries the forking process's RSS into a child's ru_maxrss (it is set from the old
-# mm at exec), so this launcher forks the measured command and reports its children's peak.
-_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
-             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
-             "sys.exit(rc)")
 
 
 def generate(folder: Path, total_mb: int, file_mb: int, seed: int = 0) -> list[Path]:
@@ -104,21 +98,6 @@ def make_project(root: Path, files: list[Path], labelled_rows: int) -> int:
                             allow_outside_project=True)  # the symlinks point into --workdir
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return sum(f.stat().st_size for f in files)
-
-
-def measure(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stdout) of one command in its own process."""
-    rss_file = log.with_suffix(".maxrss")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    t0 = time.perf_counter()
-    with open(log, "wb") as err:
-        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(rss_file), *cmd], cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=err, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-8:]
-        raise SystemExit(f"error: {' '.join(cmd[:4])} exited {proc.returncode} (log {log}):\n" + "\n".join(tail))
-    return wall, int(rss_file.read_text()) / 1024, proc.stdout.decode()  # ru_maxrss: KiB on Linux
 
 
 def worker(kind: str, steps: int, batches: int) -> None:
@@ -183,10 +162,13 @@ def worker(kind: str, steps: int, batches: int) -> None:
 
 
 def run_size(root: Path, steps: int, batches: int) -> dict:
+    from benchmarks import _common as C
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     out = {}
     for name in STAGES:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, str(steps), str(batches)]
-        wall, peak, stdout = measure(cmd, root, root / f"{name}.log")
+        wall, peak, stdout = C.measure(cmd, root, root / f"{name}.log", env)
         res = json.loads(stdout.strip().splitlines()[-1])
         out[name] = {**res, "process_s": wall, "peak_mb": peak}
         print(f"  {name:9} {res['seconds']:7.1f} s ({wall:5.1f} s with start-up)  peak RSS {peak:6.0f} MiB, "

@@ -43,9 +43,10 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+
+from benchmarks import _common as C  # noqa: E402
 
 MODEL_NAME = "loadtest"
 
@@ -127,39 +128,17 @@ def register_folder(folder: Path, project: Path) -> str:
     return f"models:/{MODEL_NAME}/{info.registered_model_version}"
 
 
-# Linux carries the forking process's RSS into a child's ru_maxrss (it is set from the old
-# mm at exec), so a child of this (big) process would never report less than our own size.
-# A small launcher forks the measured command instead and reports its children's peak.
-_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
-             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
-             "sys.exit(rc)")
-
-
-def _measure(cmd: list[str], cwd: Path, log: Path, env: dict) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stdout) of one command in its own process."""
-    rss_file = log.with_suffix(".maxrss")
-    t0 = time.perf_counter()
-    with open(log, "wb") as err:
-        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(rss_file), *cmd], cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=err, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        raise SystemExit(f"error: {' '.join(cmd[:3])} ... exited {proc.returncode}:\n" + "\n".join(tail))
-    return wall, int(rss_file.read_text()) / 1024, proc.stdout.decode()  # ru_maxrss: KiB on Linux
-
-
 def run_cli(uri: str, project: Path, src: Path, work: Path, env: dict) -> dict:
     exe = Path(sys.executable).parent / "encoderflow"
     out = work / "out.parquet"
-    wall, peak, _ = _measure([str(exe), "predict", str(src), "-o", str(out), "--model", uri],
+    wall, peak, _ = C.measure([str(exe), "predict", str(src), "-o", str(out), "--model", uri],
                              project, work / "cli.log", env)
     out.unlink(missing_ok=True)
     return {"seconds": wall, "peak_mb": peak}
 
 
 def run_pyfunc(uri: str, project: Path, src: Path, work: Path, batch_rows: int, env: dict) -> dict:
-    _, peak, out = _measure([sys.executable, str(Path(__file__).resolve()), "--worker", uri, str(src),
+    _, peak, out = C.measure([sys.executable, str(Path(__file__).resolve()), "--worker", uri, str(src),
                              "--batch-rows", str(batch_rows)], project, work / "pyfunc.log", env)
     res = json.loads(out.strip().splitlines()[-1])
     return {"seconds": res["predict_s"], "load_s": res["load_s"], "peak_mb": peak, "rows": res["rows"]}
