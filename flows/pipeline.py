@@ -189,11 +189,7 @@ def _run_stages(cfg, root_p: Path, driver: str, flow_run_id: str, log, force: bo
                                         failed=failed, error=error, flow_run_id=flow_run_id,
                                         mlflow_run_id=parent.run_id))
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            env.restore(saved)
     if failed:
         return Failed(message=f"stage {failed!r} failed: {error}")
     return {"stages": results, "flow_run_id": flow_run_id, "mlflow_run_id": parent.run_id,

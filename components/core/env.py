@@ -32,3 +32,17 @@ def configure(source: str | None = None) -> None:
     if source is None or not source.startswith("hf:"):
         for key, value in OFFLINE.items():
             os.environ.setdefault(key, value)
+
+
+def restore(saved: dict[str, str | None]) -> None:
+    """Put back environment variables saved as {name: os.environ.get(name)}: None = unset.
+
+    >>> saved = {"ENCODERFLOW_DOCTEST_X": os.environ.get("ENCODERFLOW_DOCTEST_X")}
+    >>> os.environ["ENCODERFLOW_DOCTEST_X"] = "1"; restore(saved); "ENCODERFLOW_DOCTEST_X" in os.environ
+    False
+    """
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

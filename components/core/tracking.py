@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from components.core import env
 from components.core.config import Params, ProjectConfig
 from components.core.errors import first_line
 
@@ -95,11 +96,7 @@ def check_server(cfg: ProjectConfig, root: Path | None = None) -> None:
                 if gist in ("error code 401", "error code 403") else "")
         raise EncoderflowError(f"MLflow tracking server at {redact(uri)} is unreachable ({gist}){hint}") from None
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        env.restore(saved)
 
 
 def experiment_id(cfg: ProjectConfig, root: Path | None = None) -> str:
