@@ -20,14 +20,13 @@ UTF-8 with its line and byte offset, malformed CSV/JSON, a missing text column, 
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from components.core.errors import DataError, first_line
 from components.data.parquet_batches import parquet_batches
-from components.data.readers import MAGIC, SUFFIXES, _missing_text
+from components.data.readers import MAGIC, SUFFIXES, _missing_text, json_object
 
 BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 2048
@@ -97,13 +96,7 @@ def _jsonl(path: Path, name: str, text_col: str, max_chars: int) -> Iterator[tup
         for line, raw in _lines(fh, name, max_chars, bom):
             if not raw.strip():
                 continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise _err(f"{name}: line {line}: invalid JSON ({e.msg}, column {e.colno}; "
-                           f"truncated line?)") from None
-            if not isinstance(obj, dict):
-                raise _err(f"{name}: line {line}: expected a JSON object, got {type(obj).__name__}")
+            obj = json_object(raw, name, line)
             if len(columns) < 100:
                 columns.update(dict.fromkeys(obj))
             value = obj.get(text_col)

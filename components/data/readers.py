@@ -189,6 +189,23 @@ def read_csv(data: bytes, name: str, text_col: str, label_col: str, delimiter: s
     return chunk
 
 
+def json_object(raw: str, name: str, line: int) -> dict:
+    """One JSONL line as a dict; a one-line DataError naming file and line otherwise.
+
+    >>> json_object('{"text": "hi"}', "a.jsonl", 1)
+    {'text': 'hi'}
+    """
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{name}: line {line}: invalid JSON ({e.msg}, column {e.colno}; "
+                        f"truncated line?)", stage="ingest") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{name}: line {line}: expected a JSON object, got "
+                        f"{type(obj).__name__}", stage="ingest")
+    return obj
+
+
 def read_jsonl(data: bytes, name: str, text_col: str, label_col: str, label_fn=label_name) -> Chunk:
     """One JSON object per line; blank lines are skipped."""
     text = decode(data, name, "jsonl")
@@ -196,15 +213,7 @@ def read_jsonl(data: bytes, name: str, text_col: str, label_col: str, label_fn=l
     for line, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{name}: line {line}: invalid JSON ({e.msg}, column {e.colno}; "
-                            f"truncated line?)", stage="ingest") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{name}: line {line}: expected a JSON object, got "
-                            f"{type(obj).__name__}", stage="ingest")
-        objs.append((line, obj))
+        objs.append((line, json_object(raw, name, line)))
     columns = list(dict.fromkeys(k for _, o in objs for k in o))
     if text_col not in columns:
         raise _missing_text(name, text_col, columns)
