@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/corpus_scale.py                      # 10, 40, 160 MB (~6 min on 2 cores)
     .venv/bin/python benchmarks/corpus_scale.py --sizes 4 16         # smoke test
+    taskset -c 0 .venv/bin/python benchmarks/corpus_scale.py --sizes 20 210 2100 --json corpus.json
+        # ~10x, 100x and 1,000x the sample's 2.1 MB of text, on one pinned core (~1.5 h; ~15 GB disk)
 
 Synthetic text files are generated once, for the largest size, under --workdir:
 part-NNNNN.txt of --file-mb MB each, one text per line, 20-200 words drawn from a 30,000-word
@@ -179,6 +181,42 @@ def run_size(root: Path, steps: int, batches: int) -> dict:
     return out
 
 
+def tokens_per_s(r: dict, name: str) -> float | None:
+    """ingest / tokenize: corpus tokens per second of the step; load: real (unpadded) tokens
+    of the drawn micro-batches per second of drawing them; pretrain: none (5 steps of a
+    model, not a data step)."""
+    s = r[name]
+    if name in ("ingest", "tokenize"):
+        return r["tokens"] / s["seconds"]
+    if name == "load":
+        return s["real_tokens"] / (s["seconds"] - s["load_s"])
+    return None
+
+
+def table_rows(results: dict, sizes: list[int], steps: int, batches: int) -> list[list[str]]:
+    anchor = results[sizes[0]]
+    rows = []
+    for size in sizes:
+        r = results[size]
+        mb = r["bytes"] / 1e6
+        for name in STAGES:
+            s = r[name]
+            if name in ("ingest", "tokenize"):
+                rate = f"{mb / s['seconds']:.2f} MB/s"
+            elif name == "load":
+                rate = (f"{s['blocks']:,} blocks indexed in {s['load_s']:.2f} s, then {batches} "
+                        f"batches in {s['seconds'] - s['load_s']:.2f} s")
+            else:
+                rate = f"{steps} optimizer steps, default model (whole stage)"
+            tps, tps0 = tokens_per_s(r, name), tokens_per_s(anchor, name)
+            corpus = f"{mb:,.0f} MB: {r['rows']:,} texts, {r['tokens'] / 1e6:,.1f}M tokens" if name == "ingest" else ""
+            rows.append([corpus, name, f"{s['seconds']:.1f}", rate,
+                         f"{tps / 1e3:,.0f}k ({tps / tps0:.2f}x)" if tps else "",
+                         f"{s['peak_mb']:,.0f} ({s['peak_mb'] / anchor[name]['peak_mb']:.2f}x)",
+                         f"{s['anon_mb']:,.0f} ({s['anon_mb'] / anchor[name]['anon_mb']:.2f}x)"])
+    return rows
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
         return worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
@@ -193,6 +231,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where the text files and projects go "
                     "(default: a new temp folder; needs ~6x the largest size of free disk)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch projects")
+    ap.add_argument("--json", type=Path, default=None, help="also write every measured number here")
     args = ap.parse_args()
     sizes = sorted(args.sizes)
 
@@ -214,32 +253,15 @@ def main() -> None:
         n_bytes = make_project(root, use, args.labelled_rows)
         print(f"{size} MB ({len(use)} files, {n_bytes / 2**20:.0f} MiB):", flush=True)
         results[size] = {"bytes": n_bytes, **run_size(root, args.steps, args.batches)}
+        if args.json:  # after each size: an interrupted run keeps what it measured
+            args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
-    anchor = results[sizes[0]]
-    rows = []
-    for size in sizes:
-        r = results[size]
-        mb = r["bytes"] / 1e6
-        for name in STAGES:
-            s = r[name]
-            if name == "ingest":
-                rate = f"{mb / s['seconds']:.1f} MB/s"
-            elif name == "tokenize":
-                rate = f"{mb / s['seconds']:.2f} MB/s, {r['tokens'] / s['seconds'] / 1e3:,.0f}k tokens/s"
-            elif name == "load":
-                rate = (f"{s['blocks']:,} blocks indexed in {s['load_s']:.2f} s, then {args.batches} "
-                        f"batches in {s['seconds'] - s['load_s']:.2f} s")
-            else:
-                rate = f"{args.steps} optimizer steps, default model (whole stage)"
-            corpus = f"{mb:,.0f} MB: {r['rows']:,} texts, {r['tokens'] / 1e6:,.1f}M tokens" if name == "ingest" else ""
-            rows.append([corpus, name, f"{s['seconds']:.1f}", rate,
-                         f"{s['peak_mb']:,.0f} ({s['peak_mb'] / anchor[name]['peak_mb']:.2f}x)",
-                         f"{s['anon_mb']:,.0f} ({s['anon_mb'] / anchor[name]['anon_mb']:.2f}x)"])
     print()
-    print(C.md_table(["corpus", "step", "seconds", "throughput", "peak RSS MiB (vs smallest)",
-                      "peak anonymous MiB (vs smallest)"], rows))
+    print(C.md_table(["corpus", "step", "seconds", "throughput", "tokens/s (vs smallest)",
+                      "peak RSS MiB (vs smallest)", "peak anonymous MiB (vs smallest)"],
+                     table_rows(results, sizes, args.steps, args.batches)))
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
