@@ -27,7 +27,7 @@ def stage(
     try:
         import contextlib
 
-        from components.core import runlock
+        from components.core import runlock, tracking
         from components.core.paths import Paths
         from components.model.distributed import launched_worker
         from components.stages import table as stages
@@ -40,6 +40,8 @@ def stage(
         # So do the non-zero ranks that torchrun / srun start next to rank 0 (multi-process
         # pretraining): they are part of rank 0's run, which holds the lock.
         worker = launched_worker()
+        if not worker and not os.environ.get(tracking.PARENT_ENV):  # by hand or `dvc repro`, not the flow
+            tracking.check_server(cfg.project, Path(".").resolve())  # a dead server: one line, in seconds
         with contextlib.nullcontext() if worker else runlock.hold("."):
             summary = st.load()(cfg, Paths.at("."))
         if not worker:

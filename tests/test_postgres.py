@@ -220,10 +220,11 @@ def _dead_server_project(root: Path) -> str:
     return uri
 
 
-def test_unreachable_tracking_server_fails_in_seconds_before_any_stage(tmp_path):
+@pytest.mark.parametrize("command", [("run",), ("stage", "ingest")], ids=["run", "stage-by-hand"])
+def test_unreachable_tracking_server_fails_in_seconds_before_any_stage(tmp_path, command):
     uri = _dead_server_project(tmp_path)
     t0 = time.monotonic()
-    res = fp.encoderflow(tmp_path, "run", timeout=300)
+    res = fp.encoderflow(tmp_path, *command, timeout=300)
     assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.splitlines() == [f"error: MLflow tracking server at {uri} is unreachable "
                                        "([Errno 111] Connection refused)"]
