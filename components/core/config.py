@@ -31,7 +31,9 @@ TASKS = ("single_label", "multi_label", "pair")
 # The metrics register.metric may name, per task; the first is the task's default.
 GATE_METRICS = {"single_label": ("accuracy", "macro_f1"),
                 "multi_label": ("macro_f1", "micro_f1", "subset_accuracy"),
-                "pair": ("accuracy", "macro_f1")}
+                "pair": ("accuracy", "macro_f1", "recall_at_10")}
+# Gate metrics that score the pair task's bi-encoder (finetune.bi_encoder), not its classifier.
+RETRIEVAL_METRICS = ("recall_at_10",)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,23 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class BiEncoderConfig:
+    """pair only (issue #15): besides the cross-encoder, train a bi-encoder: each text encoded
+    alone by one shared encoder, pooled as model.pooling, contrastive loss with in-batch
+    negatives over the positive pairs (model/lit_biencoder.py). Its vectors are what the
+    registered model's `output: embedding` returns, one per text; evaluate scores it by
+    recall@1/5/10 and MRR of retrieving each test pair's partner."""
+    enabled: bool = False
+    # The label of matching pairs ("duplicate", "entailment", ...): its rows are the positives.
+    # Required while enabled; checked against data/prepared/labels.json by finetune.
+    positive: str = ""
+    # Softmax temperature of the in-batch contrastive loss over cosine similarities; 0.05 is
+    # the usual value for sentence embeddings (SimCSE, E5): cosines live in [-1, 1], and a
+    # temperature of 1 would leave the softmax nearly flat.
+    temperature: float = _f(0.05, gt=0)
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     # "pretrained" (models/pretrained), "random", or a local HF checkpoint folder.
     init: str = "pretrained"
@@ -230,6 +249,7 @@ class FinetuneConfig:
     # Without distillation: this many augmented copies (data/augment.py) of each train text,
     # with its gold label. With distillation the teacher stage augments (teacher.augment_copies).
     augment_copies: int = _f(0, ge=0)
+    bi_encoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
 
     def __post_init__(self):
         if self.distill.enabled and self.augment_copies:
@@ -254,7 +274,9 @@ class RegisterConfig:
     # Paired bootstrap resamples for the gate's 95% CI of the accuracy gain.
     bootstrap_samples: int = _f(1000, ge=100)
     # The gate's metric: "" = the task's primary one (single_label: accuracy; multi_label:
-    # macro_f1). floor_accuracy and floor_vs_tfidf then apply to this metric.
+    # macro_f1). floor_accuracy and floor_vs_tfidf then apply to this metric. pair with
+    # finetune.bi_encoder.enabled may name recall_at_10 (the bi-encoder's retrieval; the TF-IDF
+    # floor is then the TF-IDF cosine baseline's).
     metric: str = ""
 
 
@@ -282,8 +304,15 @@ class Params:
         if task == "pair" and self.finetune.augment_copies:
             raise ConfigError("finetune.augment_copies: expected 0 while ingest.task is pair "
                               f"(augmentation rewrites single texts), got {self.finetune.augment_copies}")
-        if self.register.metric and self.register.metric not in GATE_METRICS[task]:
-            raise ConfigError(f"register.metric: expected one of {', '.join(GATE_METRICS[task])} for "
+        if task != "pair" and self.finetune.bi_encoder.enabled:
+            raise ConfigError(f"finetune.bi_encoder.enabled: expected false while ingest.task is {task} "
+                              "(the bi-encoder is trained on pairs), got true")
+        if self.register.metric in RETRIEVAL_METRICS and task == "pair" and not self.finetune.bi_encoder.enabled:
+            raise ConfigError(f"register.metric: {self.register.metric} needs finetune.bi_encoder.enabled: "
+                              f"true (it scores the bi-encoder), got {self.register.metric!r}")
+        allowed = [m for m in GATE_METRICS[task] if m not in RETRIEVAL_METRICS or self.finetune.bi_encoder.enabled]
+        if self.register.metric and self.register.metric not in allowed:
+            raise ConfigError(f"register.metric: expected one of {', '.join(allowed)} for "
                               f"ingest.task {task} (or \"\" for {GATE_METRICS[task][0]}), "
                               f"got {self.register.metric!r}")
 

@@ -14,7 +14,10 @@ Pass -> "champion"; fail -> "challenger". No champion yet -> floors only.
 The metric is `register.metric` (default: the task's primary one, accuracy for
 single_label, macro_f1 for multi_label); the floors and the gain are in that metric,
 and the TF-IDF floor reads `baseline.tfidf_lr.<metric>`. A mean over rows (accuracy,
-subset_accuracy) is compared through 0/1 vectors as above. An F1 is not a mean over
+subset_accuracy) is compared through 0/1 vectors as above; so is recall_at_10 (pair with a
+bi-encoder), whose rows are the test queries (the positive pairs) and whose values are the
+recall per query (a 0/1 hit when the query has one partner), floored by the TF-IDF cosine
+baseline. An F1 is not a mean over
 rows: its rows are per-row tp/fp/fn count vectors (evaluation/multilabel.row_counts),
 and the paired bootstrap recomputes the F1 of both models on the same resampled rows.
 The Decision's `accuracy`, `champion_accuracy` and `tfidf_accuracy` fields hold values
@@ -30,11 +33,18 @@ import numpy as np
 from components.evaluation.metrics import bootstrap_ci
 
 TFIDF_KEY = "baseline.tfidf_lr.accuracy"
-MEAN_METRICS = ("accuracy", "subset_accuracy")  # compared as 0/1 vectors; the F1s as count rows
+# compared as per-row vectors (0/1, or recall per query); the F1s as count rows
+MEAN_METRICS = ("accuracy", "subset_accuracy", "recall_at_10")
 
 
 def tfidf_key(metric: str) -> str:
-    return f"baseline.tfidf_lr.{metric}"
+    """The TF-IDF floor's key in metrics.json: the classifier's, or for the bi-encoder's
+    retrieval metric the TF-IDF cosine baseline's.
+
+    >>> tfidf_key("accuracy"), tfidf_key("recall_at_10")
+    ('baseline.tfidf_lr.accuracy', 'baseline.tfidf_cosine.recall_at_10')
+    """
+    return f"baseline.tfidf_cosine.{metric}" if metric == "recall_at_10" else f"baseline.tfidf_lr.{metric}"
 
 
 def paired_bootstrap_stat(new_rows: np.ndarray, old_rows: np.ndarray, stat: str, samples: int, seed: int,
@@ -166,8 +176,24 @@ def input_frame(texts: list):
     return pd.DataFrame({"text": texts})
 
 
+def retrieval_rows(model, texts: list, truth: list, metric: str, positive: str, batch_size: int = 64) -> np.ndarray:
+    """recall_at_10 per query of a loaded pair pyfunc's bi-encoder (its `embedding` of single
+    texts) on the test pairs labelled `positive` (evaluation/retrieval.py)."""
+    import pandas as pd
+
+    from components.evaluation.retrieval import cosine, per_query, retrieval_set
+
+    queries, candidates, relevant = retrieval_set([t for t, y in zip(texts, truth) if y == positive])
+    if not queries:
+        raise ValueError(f"no test pair is labelled {positive!r}: nothing to retrieve")
+    params = {"output": "embedding", "batch_size": batch_size}
+    q = model.predict(pd.DataFrame({"text": queries}), params=params)  # [Q, H]
+    c = model.predict(pd.DataFrame({"text": candidates}), params=params)  # [C, H]
+    return per_query(cosine(q, c), relevant, metric)
+
+
 def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[str] = (),
-               batch_size: int = 64) -> np.ndarray:
+               batch_size: int = 64, positive: str | None = None) -> np.ndarray:
     """What `decide` compares for `metric`, from a loaded pyfunc on the test texts.
 
     truth: label names (single_label) or label-name lists (multi_label). accuracy: 0/1 per
@@ -179,6 +205,8 @@ def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[s
     """
     if metric == "accuracy":
         return correct_vector(model, texts, truth, batch_size)
+    if metric == "recall_at_10":  # pair + bi-encoder: per query, on the `positive` test pairs
+        return retrieval_rows(model, texts, truth, metric, positive, batch_size)
     import pandas as pd
 
     from components.evaluation.multilabel import row_counts

@@ -21,16 +21,14 @@ A multi_label model's config.json also holds "task": "multi_label" and "threshol
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from components.core.errors import DataError, first_line
-from components.model.io import CONFIG, FORMAT, TOKENIZER, WEIGHTS, write_folder
+from components.core.errors import DataError
+from components.model.io import FORMAT, write_folder
 
 KIND = "encoderflow.classifier"
 
@@ -123,6 +121,22 @@ def batch_rows(lengths: list[int], batch_size: int, max_tokens: int) -> list[lis
     return batches
 
 
+def run_batches(seqs: list[list[int]], pad_id: int, batch_size: int, fn) -> np.ndarray:
+    """fn(ids [b, T], mask [b, T]) -> [b, D] over token-id rows in length-sorted, bounded
+    batches (batch_rows), under inference_mode; float32 [N, D] with rows in input order."""
+    out: list[tuple[list[int], torch.Tensor]] = []
+    with torch.inference_mode():
+        for idx in batch_rows([len(s) for s in seqs], batch_size, batch_size * TOKENS_PER_ROW):
+            ids, mask = pad_batch([seqs[i] or [pad_id] for i in idx], pad_id, PAD_MULTIPLE)
+            out.append((idx, fn(ids, mask).float()))
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    result = torch.empty((len(seqs), out[0][1].shape[1]), dtype=torch.float32)
+    for idx, values in out:
+        result[idx] = values
+    return result.numpy()
+
+
 class ClassifierNet(nn.Module):
     """(input_ids [B, T], attention_mask [B, T]) -> logits [B, C]."""
 
@@ -175,6 +189,7 @@ class TextClassifier:
         self.meta = dict(meta or {})
         self.task = self.meta.get("task", "single_label")
         self.thresholds = [float(t) for t in self.meta.get("thresholds") or [0.5] * len(self.labels)]
+        self.biencoder = None  # pair with finetune.bi_encoder: a BiEncoder (its `embed` is per text)
 
     @property
     def multi_label(self) -> bool:
@@ -183,31 +198,30 @@ class TextClassifier:
     # ------------------------------------------------------------------ files
     @classmethod
     def from_folder(cls, folder: str | Path) -> "TextClassifier":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        from tokenizers import Tokenizer
+        from components.model.io import read_folder
 
         folder = Path(folder)
-        for name in (WEIGHTS, CONFIG, TOKENIZER):
-            if not (folder / name).is_file():
-                raise DataError(f"{folder / name}: not found (expected a folder written by finetune)")
-        try:
-            meta = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-            if meta.get("kind") != KIND:
-                raise KeyError("kind")
-            net = ClassifierNet(build_backbone(meta["backbone"]), len(meta["labels"]), meta.get("dropout", 0.0))
-            net.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
-            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
-        except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as e:
-            raise DataError(f"{folder}: not a valid fine-tuned model folder ({first_line(e, with_type=True)})") from None
-        return cls(net, tokenizer, meta["labels"], meta["max_length"], meta["pad_id"], meta)
+        net, meta, tokenizer = read_folder(folder, KIND, lambda m: ClassifierNet(
+            build_backbone(m["backbone"]), len(m["labels"]), m.get("dropout", 0.0)))
+        clf = cls(net, tokenizer, meta["labels"], meta["max_length"], meta["pad_id"], meta)
+        if "bi_encoder" in meta:  # pair: the bi-encoder trained beside it (model/biencoder.py)
+            from components.model.biencoder import BiEncoder
+
+            clf.biencoder = BiEncoder.from_folder(folder / meta["bi_encoder"]["folder"])
+        return clf
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:
-        """Write the three files into `folder` (use inside atomic_dir for stage outputs)."""
+        """Write the three files into `folder` (use inside atomic_dir for stage outputs), and
+        the bi-encoder, when there is one, into its subfolder (named in config.json)."""
         meta = {**self.meta, **(extra or {}), "format": FORMAT, "kind": KIND,
                 "backbone": backbone_spec(self.net.backbone), "labels": self.labels,
                 "max_length": self.max_length, "pad_id": self.pad_id,
                 "dropout": self.net.drop.p}
+        if self.biencoder is not None:
+            from components.model.biencoder import SUBFOLDER
+
+            meta["bi_encoder"] = {"folder": SUBFOLDER, "positive": self.biencoder.positive}
+            self.biencoder.save(Path(folder) / SUBFOLDER)
         write_folder(folder, self.net, meta, self.tokenizer)
 
     # -------------------------------------------------------------- inference
@@ -226,19 +240,8 @@ class TextClassifier:
 
     def _batches(self, texts: list[str], batch_size: int, fn) -> np.ndarray:
         """Apply fn(ids, mask) -> [b, D] in length-sorted batches; rows in input order."""
-        seqs = self.encode(texts)
-        out: list[tuple[list[int], torch.Tensor]] = []
         self.net.eval()
-        with torch.inference_mode():
-            for idx in batch_rows([len(s) for s in seqs], batch_size, batch_size * TOKENS_PER_ROW):
-                ids, mask = pad_batch([seqs[i] or [self.pad_id] for i in idx], self.pad_id, PAD_MULTIPLE)
-                out.append((idx, fn(ids, mask).float()))
-        if not out:
-            return np.zeros((0, 0), dtype=np.float32)
-        result = torch.empty((len(seqs), out[0][1].shape[1]), dtype=torch.float32)
-        for idx, values in out:
-            result[idx] = values
-        return result.numpy()
+        return run_batches(self.encode(texts), self.pad_id, batch_size, fn)
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities [N, C] (float32, rows sum to 1), columns in `labels` order.

@@ -1,7 +1,8 @@
 """Save / load an encoder folder without pickle: model.safetensors + config.json + tokenizer.json.
 
 config.json layout: {"format": 1, "encoder": {EncoderConfig fields}, **extra}.
-`write_folder` and the file names are shared with the fine-tuned classifier folder.
+`write_folder` / `read_folder` and the file names are shared with the fine-tuned classifier
+folder and its bi-encoder subfolder.
 
     save_encoder(enc, Path("models/pretrained"), paths.tokenizer, extra={"steps": 2000})
     enc = load_encoder(Path("models/pretrained"))
@@ -35,6 +36,30 @@ def write_folder(folder: Path, module, config: dict, tokenizer) -> None:
         shutil.copyfile(tokenizer, folder / TOKENIZER)
     else:
         tokenizer.save(str(folder / TOKENIZER))
+
+
+def read_folder(folder: Path, kind: str, build, what: str = "fine-tuned model"):
+    """(module, config dict, tokenizers.Tokenizer) of a folder written by `write_folder` whose
+    config.json has this "kind"; build(config) -> the nn.Module its weights load into (strict).
+    A missing file or a folder that does not fit is a one-line DataError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    for name in (WEIGHTS, CONFIG, TOKENIZER):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder / name}: not found (expected a folder written by finetune)")
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        if config.get("kind") != kind:
+            raise KeyError("kind")
+        module = build(config)
+        module.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+        tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as e:
+        raise DataError(f"{folder}: not a valid {what} folder ({first_line(e, with_type=True)})") from None
+    return module, config, tokenizer
 
 
 def save_encoder(encoder, folder: Path, tokenizer_file: Path, extra: dict | None = None) -> None:

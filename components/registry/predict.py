@@ -147,8 +147,13 @@ class FolderModel:
 
         from components.registry.pyfunc import EncoderflowModel
 
+        from components.registry.publish import _signature
+
         self.impl = EncoderflowModel()
         self.impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
+        clf = self.impl.classifier  # the signature its registered version would get (pair_model reads it)
+        inputs = _signature(clf.labels, clf.task, clf.biencoder is not None).inputs
+        self.metadata = SimpleNamespace(get_input_schema=lambda: inputs)
 
     def predict(self, data, params: dict | None = None):
         return self.impl.predict(None, data, params)
@@ -331,10 +336,14 @@ def _write_empty(path: Path, kind: str, column: str) -> None:
     # .csv / .jsonl: the empty temp file already is one
 
 
-def pair_model(model) -> bool:
-    """Whether a loaded pyfunc takes (text, text_pair) rows: its signature names text_pair."""
+def pair_model(model, output: str = "label") -> bool:
+    """Whether a loaded pyfunc reads (text, text_pair) rows for `output`: its signature names
+    text_pair, and requires it for an embedding (a pair model with a bi-encoder, whose
+    text_pair is optional, embeds single texts)."""
     schema = getattr(getattr(model, "metadata", None), "get_input_schema", lambda: None)()
-    return schema is not None and "text_pair" in schema.input_names()
+    if schema is None or "text_pair" not in schema.input_names():
+        return False
+    return output == "label" or "text_pair" in schema.required_input_names()
 
 
 def _stream(model, src: Path, out: Path, kind: str, column: str, output: str, chunk_rows: int,
@@ -395,8 +404,9 @@ def predict_file(model, src: str | Path, out: str | Path, column: str = "text",
 def embed_file(model, src: str | Path, out: str | Path, column: str = "text",
                chunk_rows: int = 1024, progress: bool = True, pair_column: str = "text_pair") -> tuple[int, int]:
     """Sentence vectors for every row of `src` into `out` (.parquet or .npy); returns (N, H).
-    A pair model embeds each (column, pair_column) pair (the cross-encoder's pooled vector)."""
-    pair_column = pair_column if pair_model(model) else None
+    A pair model embeds each (column, pair_column) pair (the cross-encoder's pooled vector);
+    a pair model with a bi-encoder embeds each `column` text alone."""
+    pair_column = pair_column if pair_model(model, "embedding") else None
     src, out = Path(src), Path(out)
     kind = _kind(out, EMBED_OUT, "output")
     n, sink = _stream(model, src, out, kind, column, "embedding", chunk_rows, progress, count=True,

@@ -21,7 +21,8 @@ from pathlib import Path
 from components.core.paths import Paths
 from components.model.io import TOKENIZER
 
-TABLE_METRICS = ("accuracy", "macro_f1", "micro_f1", "subset_accuracy", "roc_auc", "log_loss", "ece")
+TABLE_METRICS = ("accuracy", "macro_f1", "micro_f1", "subset_accuracy", "roc_auc", "log_loss", "ece",
+                 "recall_at_10", "mrr")
 EXAMPLE_TEXTS = ["a warm, funny and beautifully acted film", "dull, predictable and far too long"]
 MD5_TAG = "encoderflow.model_md5"  # DVC's hash of the registered folder (lineage.dir_md5)
 
@@ -82,7 +83,9 @@ def lineage_tags(paths: Paths, client, experiment_id: str, run_id: str, folder: 
     return tags
 
 
-def _signature(labels: list[str], task: str = "single_label"):
+def _signature(labels: list[str], task: str = "single_label", bi_encoder: bool = False):
+    """Input `text` (+ `text_pair` for pair: optional with a bi-encoder, whose `embedding`
+    reads single texts), the label outputs, params `output` and `batch_size`."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array
@@ -92,14 +95,15 @@ def _signature(labels: list[str], task: str = "single_label"):
     else:
         outputs = [ColSpec("string", "label"), ColSpec("long", "label_id")]
     outputs += [ColSpec("double", f"prob_{name}") for name in labels]
-    inputs = [ColSpec("string", "text")] + [ColSpec("string", "text_pair")] * (task == "pair")
+    inputs = [ColSpec("string", "text")] + [ColSpec("string", "text_pair", required=not bi_encoder)] * (task == "pair")
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs),
                           params=ParamSchema([ParamSpec("output", "string", "label"),
                                               ParamSpec("batch_size", "long", 64)]))
 
 
 def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: str,
-               folder: Path | None = None, artifact_name: str = "model", task: str = "single_label"):
+               folder: Path | None = None, artifact_name: str = "model", task: str = "single_label",
+               bi_encoder: bool = False):
     """Log + register the pyfunc of `folder` (default models/finetuned) in the active run under
     `artifact_name`; returns mlflow's ModelInfo."""
     import mlflow
@@ -124,7 +128,7 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
             artifacts={"model": str(folder or paths.finetuned)},
             code_paths=[str(Path(tmp) / "components")],
             pip_requirements=pyfunc_model.pip_requirements(third),
-            signature=_signature(labels, task),
+            signature=_signature(labels, task, bi_encoder),
             input_example=pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]} if task == "pair"
                                        else {"text": EXAMPLE_TEXTS}),
             registered_model_name=model_name,

@@ -21,7 +21,9 @@ reaches the label's tuned threshold; [] when none does) and prob_<label> per lab
 
 A pair model takes `text` and `text_pair` columns (one pair per row) and returns
 label / label_id / prob_<label> like a single_label model; `embedding` is the pooled
-vector of the pair read as "[CLS] text [SEP] text_pair [SEP]" (a cross-encoder).
+vector of the pair read as "[CLS] text [SEP] text_pair [SEP]" (a cross-encoder). A pair
+model trained with finetune.bi_encoder embeds single texts instead: `embedding` is its
+bi-encoder's unit vector of each `text` (one per row; `text_pair` is optional and not read).
 """
 
 from __future__ import annotations
@@ -142,6 +144,9 @@ class EncoderflowModel(mlflow.pyfunc.PythonModel):
             raise MlflowException.invalid_parameter_value(
                 f"params.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
         batch_size = int(params.get("batch_size") or 64)
+        biencoder = getattr(self.classifier, "biencoder", None)
+        if output == "embedding" and biencoder is not None:  # pair + bi-encoder: one vector per text
+            return np.asarray(biencoder.embed(to_texts(model_input), batch_size=batch_size), dtype=np.float32)
         texts = to_pairs(model_input) if self.classifier.pair else to_texts(model_input)
         if output == "embedding":
             return np.asarray(self.classifier.embed(texts, batch_size=batch_size), dtype=np.float32)

@@ -5,6 +5,8 @@ Everything is scored by the same code (components.evaluation.metrics) on the sam
 - teacher: models/teacher, the same way, when the teacher stage is enabled
   (models/teacher/DISABLED.json, or no folder at all: no teacher row),
 - baseline.majority / baseline.tfidf_lr / baseline.nbsvm (scikit-learn),
+- pair with a bi-encoder (finetune.bi_encoder): its recall@1/5/10 and MRR of retrieving each
+  test positive's partner, and the same for baseline.tfidf_cosine (evaluation/biencoder.py),
 - baseline.random_init: the same encoder fine-tuned from random weights with
   the same budget (finetune params), when evaluate.random_init_baseline,
 - behaviour.*: invariance / directional pass rates of the model.
@@ -88,6 +90,18 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     for name, p in sklearn_baselines(train_x, train_y, val_x, val_y, test_x, len(labels), seed).items():
         metrics.update(flatten(f"baseline.{name}", score(p)))
     timings["sklearn_baselines_s"] = time.perf_counter() - t0
+    if pair and clf.biencoder is not None:  # finetune.bi_encoder: retrieval of each test pair's partner
+        from components.evaluation.biencoder import score_biencoder
+
+        t0 = time.perf_counter()
+        found, choice = score_biencoder(clf.biencoder, labels.index(clf.biencoder.positive), (train_x, train_y),
+                                        (val_x, val_y), (test_x, test_y), bootstrap_samples=ev.bootstrap_samples,
+                                        seed=seed)
+        metrics.update(found)
+        notes.append(f"bi-encoder: {int(found.get('retrieval.queries', 0))} test queries, TF-IDF cosine "
+                     f"baseline analyzer {choice.get('analyzer', '-')}" if found else
+                     f"bi-encoder: no test pair labelled {clf.biencoder.positive!r}; no retrieval scores")
+        timings["retrieval_s"] = time.perf_counter() - t0
 
     if ev.random_init_baseline and cfg.finetune.init == "random":
         notes.append("random_init baseline skipped: the model itself is fine-tuned from random init")
@@ -257,7 +271,8 @@ def run(cfg: Params, paths: Paths) -> dict:
         mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
     summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "model.micro_f1",
                                        "model.subset_accuracy", "teacher.accuracy",
-                                       "baseline.tfidf_lr.accuracy", "baseline.random_init.accuracy")
+                                       "baseline.tfidf_lr.accuracy", "baseline.random_init.accuracy",
+                                       "model.recall_at_10", "model.mrr", "baseline.tfidf_cosine.recall_at_10")
                if k in metrics}
     if "model.subset_accuracy" in metrics:  # multi_label: its baselines have no accuracy
         summary.update({k: metrics[k] for k in ("baseline.tfidf_lr.macro_f1", "baseline.random_init.macro_f1")

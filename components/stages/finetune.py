@@ -17,7 +17,9 @@ tuned on val (model/thresholds.py), saved in the model folder's config.json.
 
 pair: a cross-encoder; the ids are "[CLS] a [SEP] b [SEP]", truncated longest-first, and an
 encoderflow transformer gets a zero-initialised segment embedding (encoder.add_segments);
-softmax + CE as single_label.
+softmax + CE as single_label. With finetune.bi_encoder.enabled, a bi-encoder is trained
+next, from the same starting point, on the positive pairs (model/lit_biencoder.py), and
+saved with the classifier (models/finetuned/biencoder/).
 
 `fit_classifier` is the reusable training function (evaluate trains its
 random-init baseline with it, same budget); `run` is the stage: it trains,
@@ -308,11 +310,22 @@ def run(cfg: Params, paths: Paths) -> dict:
     with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as mlrun:
         import mlflow
 
+        bi = None
+        if cfg.finetune.bi_encoder.enabled:  # a wrong label name fails before any training
+            from components.data.labels import read_labels
+            from components.model.lit_biencoder import fit_biencoder, positive_id
+
+            positive_id(read_labels(paths.labels), cfg.finetune.bi_encoder.positive, paths)
         res = fit_classifier(cfg, paths, run_id=mlrun.info.run_id)
+        if cfg.finetune.bi_encoder.enabled:
+            bi = fit_biencoder(cfg, paths, _start(cfg, paths, res.info["init"]), res.classifier.labels,
+                               run_id=mlrun.info.run_id)
+            res.classifier.biencoder = bi.biencoder
         t0 = time.perf_counter()
         with atomic_dir(paths.finetuned) as tmp:
             res.classifier.save(tmp, extra={"seed": cfg.project.seed})
-        compute_s = res.wall_s + time.perf_counter() - t0  # time.compute_s: trainer.fit + export
+        compute_s = res.wall_s + time.perf_counter() - t0  # time.compute_s: trainer.fit(s) + export
+        compute_s += bi.report["wall_s"] if bi is not None else 0.0
         report = {"init": res.info["init"], "init_kind": res.info["init_kind"],
                   "best_val_f1": res.best_val_f1, "best_val_acc": res.best_val_acc,
                   "epochs": res.epochs, "steps": res.steps, "wall_s": round(res.wall_s, 2),
@@ -324,6 +337,8 @@ def run(cfg: Params, paths: Paths) -> dict:
                   "mlflow_run_id": mlrun.info.run_id}
         if res.info.get("task") == "pair":  # the default report keeps its keys
             report.update(task="pair", segment_embedding=res.info["segment_embedding"])
+        if bi is not None:
+            report["bi_encoder"] = bi.report
         if "thresholds" in res.info:  # multi_label only: the default report keeps its keys
             report.update(task="multi_label", thresholds=res.info["thresholds"],
                           val_f1_tuned=res.info["val_f1_tuned"])
@@ -331,6 +346,7 @@ def run(cfg: Params, paths: Paths) -> dict:
         write_text(paths.reports / "finetune_curve.csv", curve_csv(res.history))
         mlflow.log_metrics({k: float(v) for k, v in (("best_val_f1", res.best_val_f1),
                             ("best_val_acc", res.best_val_acc), ("wall_s", res.wall_s),
-                            ("time.compute_s", compute_s)) if v is not None})
+                            ("time.compute_s", compute_s),
+                            ("bi_encoder.best_val_mrr", bi and bi.report["best_val_mrr"])) if v is not None})
         mlflow.log_artifact(str(paths.reports / "finetune_curve.csv"))
     return {k: report[k] for k in ("init", "best_val_f1", "best_val_acc", "epochs", "wall_s")}

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.core.config import Params
+from components.core.config import RETRIEVAL_METRICS, Params
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.model.io import CONFIG
@@ -56,7 +56,8 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})", stage=STAGE) from None
 
 
-def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", labels: list[str] = ()):
+def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", labels: list[str] = (),
+           positive: str | None = None):
     """What the gate compares for `metric` (gate.score_rows: 0/1 correctness per test row, or
     per-row F1 counts) of the registered model at `uri` (one-line error if it fails)."""
     import mlflow
@@ -67,7 +68,7 @@ def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", la
 
     try:
         model = mlflow.pyfunc.load_model(uri)
-        return gate.score_rows(model, texts, names, metric, labels)
+        return gate.score_rows(model, texts, names, metric, labels, positive=positive)
     except Exception as e:  # noqa: BLE001 - a broken version must not leave a traceback
         raise EncoderflowError(f"cannot score {uri} on the test split ({_short(e)}); no alias was changed",
                                stage=STAGE) from None
@@ -150,7 +151,7 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
     kind = cand.meta.get("backbone", {}).get("kind", "")
     info = log_pyfunc(paths, cand.name, list(cand.meta["labels"]), kind, folder=cand.folder,
                       artifact_name="model" if cand.role == "student" else cand.role,
-                      task=cand.meta.get("task", "single_label"))
+                      task=cand.meta.get("task", "single_label"), bi_encoder="bi_encoder" in cand.meta)
     cand.version = str(info.registered_model_version)
     cand.tags.update({"encoderflow.role": cand.role})
     cand.tags.update({f"metric.{m}": f"{metrics[f'{cand.prefix}.{m}']:.4f}" for m in TABLE_METRICS
@@ -161,14 +162,17 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
 
 def judge(client, cand: Candidate, texts: list[str], names: list, rc, tfidf, seed: int,
           metric: str = "accuracy") -> None:
-    """Score cand's new version and its model's @champion on the test split; set cand.decision."""
+    """Score cand's new version and its model's @champion on the test split; set cand.decision.
+    recall_at_10: both retrieve the partners of the test pairs labelled with cand's positive."""
     from components.evaluation import gate
     from components.registry import client as registry
 
     labels = list(cand.meta.get("labels", ()))
+    positive = cand.meta.get("bi_encoder", {}).get("positive")
     champion = registry.aliases(registry.get_model(client, cand.name)).get(registry.CHAMPION)
-    new_correct = _score(cand.uri, texts, names, metric, labels)
-    champ_correct = _score(f"models:/{cand.name}/{champion}", texts, names, metric, labels) if champion else None
+    new_correct = _score(cand.uri, texts, names, metric, labels, positive)
+    champ_correct = _score(f"models:/{cand.name}/{champion}", texts, names, metric, labels, positive) \
+        if champion else None
     cand.decision = gate.decide(new_correct, champ_correct, champion_version=champion,
                                 min_gain=rc.min_gain, floor_accuracy=rc.floor_accuracy,
                                 tfidf_accuracy=tfidf, samples=rc.bootstrap_samples, seed=seed, metric=metric)
@@ -245,6 +249,9 @@ def run(cfg: Params, paths: Paths) -> dict:
     metrics = _read_json(paths.report("metrics"))
     student = Candidate("student", rc.model_name, paths.finetuned, "model", RUN_STAGES,
                         _read_json(paths.finetuned / CONFIG))
+    if metric in RETRIEVAL_METRICS and "bi_encoder" not in student.meta:
+        raise DataError(f"{paths.finetuned / CONFIG}: no bi-encoder to score register.metric {metric} "
+                        "(re-run finetune with finetune.bi_encoder.enabled: true)", stage=STAGE)
     tfidf = None
     if rc.floor_vs_tfidf:
         key = gate.tfidf_key(metric)
