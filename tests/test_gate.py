@@ -70,6 +70,12 @@ def test_first_model_becomes_champion_when_it_passes_the_floors():
     assert d.gain is None and d.champion_accuracy is None
 
 
+def test_a_tie_with_the_baseline_as_metrics_json_stores_it_passes_the_floor():
+    # 8/9 = 0.888...; evaluate wrote the baseline's equal score rounded to 6 places
+    assert gate(vec(8, 9), tfidf_accuracy=0.888889).checks["floor_vs_tfidf"] is True
+    assert gate(vec(8, 9), tfidf_accuracy=0.88889).checks["floor_vs_tfidf"] is False
+
+
 def test_first_model_below_a_floor_is_only_challenger():
     assert gate(vec(70, 100), tfidf_accuracy=0.75).alias == "challenger"
     d = gate(vec(70, 100), floor_accuracy=0.9)

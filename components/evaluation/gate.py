@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from components.evaluation.metrics import bootstrap_ci
+from components.evaluation.metrics import DIGITS, bootstrap_ci
 
 TFIDF_KEY = "baseline.tfidf_lr.accuracy"
 # compared as per-row vectors (0/1, or recall per query); the F1s as count rows
@@ -126,9 +126,10 @@ def decide(new_correct: np.ndarray, champion_correct: np.ndarray | None, *, cham
     d = Decision(alias="challenger", accuracy=acc, n_test=len(new), floor_accuracy=floor_accuracy,
                  tfidf_accuracy=tfidf_accuracy, champion_version=champion_version, min_gain=min_gain,
                  metric=metric)
-    d.checks["floor_accuracy"] = acc >= floor_accuracy
+    shown = round(acc, DIGITS)  # the baseline comes from metrics.json at this precision: a tie is a tie
+    d.checks["floor_accuracy"] = shown >= floor_accuracy
     if tfidf_accuracy is not None:
-        d.checks["floor_vs_tfidf"] = acc >= tfidf_accuracy
+        d.checks["floor_vs_tfidf"] = shown >= tfidf_accuracy
     if champion_correct is not None:
         if metric in MEAN_METRICS:
             gain, lo, hi = paired_bootstrap(new, champion_correct, samples, seed)

@@ -123,7 +123,10 @@ def flatten(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}.{k}": v for k, v in metrics.items()}
 
 
-def rounded(metrics: dict[str, float], digits: int = 6) -> dict[str, float]:
+DIGITS = 6  # metrics.json's precision
+
+
+def rounded(metrics: dict[str, float], digits: int = DIGITS) -> dict[str, float]:
     """Sorted keys, values rounded: a byte-stable metrics.json for DVC.
 
     >>> rounded({"b": 0.1234567, "a": 1})
