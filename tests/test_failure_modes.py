@@ -256,6 +256,14 @@ CASES = [
                                                + [(t, f",{l}") for t, l in GOOD[36:]], "text,text_pair,label")),
      src("file:a.csv") + ["--set", "ingest.task=pair"],
      "ingest: file:a.csv: 4 of 40 rows are empty (10.0%; more than ingest.max_empty_fraction=0.05)"),
+    # the pair task's optional bi-encoder, switched on where it cannot work
+    ("25-bi-encoder-not-pair", None, ["stage", "finetune", "--set", "finetune.bi_encoder.enabled=true"],
+     "params.yaml: finetune.bi_encoder.enabled: expected false while ingest.task is single_label "
+     "(the bi-encoder is trained on pairs), got true"),
+    ("26-recall-without-bi-encoder", None,
+     ["stage", "register", "--set", "ingest.task=pair", "--set", "register.metric=recall_at_10"],
+     "params.yaml: register.metric: recall_at_10 needs finetune.bi_encoder.enabled: true "
+     "(it scores the bi-encoder), got 'recall_at_10'"),
 ]
 
 
