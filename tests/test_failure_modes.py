@@ -219,7 +219,7 @@ CASES = [
      "pretrain.mask_rate: expected a float > 0 and < 1, got 1.5"),
     ("15-unknown-scheme", None, src("s3://bucket/raw.csv"),
      "ingest: ingest.source: unknown source 's3://bucket/raw.csv' (expected one of: "
-     "sample:rotten_tomatoes, file:PATH_OR_GLOB, hf:NAME[:CONFIG])"),
+     "sample:rotten_tomatoes, sample:stsb, file:PATH_OR_GLOB, hf:NAME[:CONFIG])"),
     ("16-path-escapes-project", write("../outside.csv", _csv(GOOD)), src("file:../outside.csv"),
      "ingest: file:../outside.csv: path resolves outside the project"),
     ("17-garbage-checkpoint", garbage_checkpoint, ["stage", "pretrain"],
@@ -256,6 +256,13 @@ CASES = [
                                                + [(t, f",{l}") for t, l in GOOD[36:]], "text,text_pair,label")),
      src("file:a.csv") + ["--set", "ingest.task=pair"],
      "ingest: file:a.csv: 4 of 40 rows are empty (10.0%; more than ingest.max_empty_fraction=0.05)"),
+    # a built-in sample with the other kind of task (refused before any download)
+    ("25-stsb-needs-pair", None, src("sample:stsb"),
+     "ingest: ingest.source sample:stsb holds sentence pairs and needs ingest.task pair, "
+     "got ingest.task single_label"),
+    ("25-rotten-tomatoes-not-pair", None, src("sample:rotten_tomatoes") + ["--set", "ingest.task=pair"],
+     "ingest: ingest.source sample:rotten_tomatoes holds single texts and needs ingest.task single_label "
+     "or multi_label, got ingest.task pair"),
 ]
 
 
