@@ -206,8 +206,9 @@ def stsb_row(line: str, where: str) -> tuple[str, str, str | None]:
 
 def read_stsb(wheel: Path, expected: str | None = STSB_SHA256) -> list[Chunk]:
     """Pairs of the STS Benchmark from a wheel (or any zip laid out like it): one chunk per
-    file, train, dev, test (ingest splits them again by its own hash rule). Every line is a
-    labelled pair (text = sentence1, text_pair = sentence2). `expected=None` skips the hash check.
+    file, train, dev, test (ingest splits them again by its own hash rule). Every line is a pair
+    (text = sentence1, text_pair = sentence2), labelled unless it pairs a sentence with itself
+    (stsb_row). `expected=None` skips the hash check.
     """
     chunks = []
     for member, raw in zip(STSB_MEMBERS, _members(wheel, STSB_MEMBERS, expected, Path(wheel).name)):
