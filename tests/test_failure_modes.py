@@ -219,7 +219,7 @@ CASES = [
      "pretrain.mask_rate: expected a float > 0 and < 1, got 1.5"),
     ("15-unknown-scheme", None, src("s3://bucket/raw.csv"),
      "ingest: ingest.source: unknown source 's3://bucket/raw.csv' (expected one of: "
-     "sample:rotten_tomatoes, file:PATH_OR_GLOB, hf:NAME[:CONFIG])"),
+     "sample:rotten_tomatoes, sample:stsb, file:PATH_OR_GLOB, hf:NAME[:CONFIG])"),
     ("16-path-escapes-project", write("../outside.csv", _csv(GOOD)), src("file:../outside.csv"),
      "ingest: file:../outside.csv: path resolves outside the project"),
     ("17-garbage-checkpoint", garbage_checkpoint, ["stage", "pretrain"],
@@ -264,6 +264,13 @@ CASES = [
      ["stage", "register", "--set", "ingest.task=pair", "--set", "register.metric=recall_at_10"],
      "params.yaml: register.metric: recall_at_10 needs finetune.bi_encoder.enabled: true "
      "(it scores the bi-encoder), got 'recall_at_10'"),
+    # a built-in sample with the other kind of task (refused before any download)
+    ("27-stsb-needs-pair", None, src("sample:stsb"),
+     "ingest: ingest.source sample:stsb holds sentence pairs and needs ingest.task pair, "
+     "got ingest.task single_label"),
+    ("27-rotten-tomatoes-not-pair", None, src("sample:rotten_tomatoes") + ["--set", "ingest.task=pair"],
+     "ingest: ingest.source sample:rotten_tomatoes holds single texts and needs ingest.task single_label "
+     "or multi_label, got ingest.task pair"),
 ]
 
 

@@ -153,7 +153,7 @@ def test_no_labels_anywhere_fails_clearly(project):
 
 def test_unknown_scheme_lists_valid_ones(project):
     msg = _error(project, "s3://bucket/x.csv")
-    assert "sample:rotten_tomatoes, file:PATH_OR_GLOB, hf:NAME[:CONFIG]" in msg
+    assert "sample:rotten_tomatoes, sample:stsb, file:PATH_OR_GLOB, hf:NAME[:CONFIG]" in msg
     assert "unknown sample 'imdb'" in _error(project, "sample:imdb")
 
 

