@@ -280,3 +280,39 @@ def test_corpus_errors_and_removal(project):
     ingest(IngestConfig(source="file:raw.csv"), paths)  # unset again: no corpus file, no report block
     assert not paths.split(CORPUS).exists()
     assert "corpus" not in json.loads(paths.report("ingest").read_text())
+
+
+def _mapped_kib(folder: Path) -> int:
+    """RSS (KiB) of this process's mappings of files under `folder` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's header line
+            inside = len(head) >= 6 and head[5].startswith(str(folder))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")
+def test_gathering_releases_the_token_file_pages_it_touched(tmp_path, monkeypatch):
+    import components.model.packing as packing
+
+    docs = [[5 + (i * 7 + j) % 50 for j in range(40)] for i in range(4000)]  # 160k tokens, 625 KiB
+    root = save_splits(tmp_path / "tokenized", {"train": docs}, batch=1000)
+    monkeypatch.setattr(packing, "RELEASE_EVERY_ROWS", 10**9)
+    blocks = PackedBlocks.from_tokenized(root, ("train",), 16, pad_id=0)
+    rows = np.random.default_rng(0).permutation(len(blocks))
+    before = blocks.ids[rows]
+    assert _mapped_kib(root) > 400  # every page was read
+    blocks.release()
+    assert _mapped_kib(root) == 0
+    assert np.array_equal(blocks.ids[rows], before)  # read again from the page cache, same values
+
+    monkeypatch.setattr(packing, "RELEASE_EVERY_ROWS", 64)  # training's pattern: micro-batches of random rows
+    blocks.release()
+    for i in range(0, 320, 64):
+        assert np.array_equal(blocks.ids[rows[i:i + 32]], before[i:i + 32])
+        assert _mapped_kib(root) > 0  # 32 rows gathered since the last release: their pages are mapped
+        assert np.array_equal(blocks.ids[rows[i + 32:i + 64]], before[i + 32:i + 64])
+        assert _mapped_kib(root) == 0  # the 64th row released them

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from components.core.config import parse_params
 from components.core.errors import DataError
 from components.core.paths import Paths
-from components.model.data import IGNORE, MLMBatches, mask_tokens
+from components.model.data import IGNORE, MLMBatches, _gen, mask_tokens
 from components.model.packing import PackedBlocks
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -153,6 +153,16 @@ def test_batches_resume_at_any_offset():
         got = next(resumed)
         assert all(torch.equal(got[k], expected[k]) for k in expected)
     assert not torch.equal(first[0]["input_ids"], first[12]["input_ids"])  # new permutation per epoch
+
+
+def test_each_epoch_permutation_is_drawn_once_and_equals_its_definition():
+    blocks = PackedBlocks([np.arange(5, 5 + 500)], 10, 0)  # 50 blocks: 12 micro-batches of 4 an epoch
+    masking = dict(rate=0.15, mask_id=4, special_ids=[0, 1, 2, 3, 4], vocab_size=600)
+    data = MLMBatches(blocks.ids, blocks.attn, 4, seed=3, masking=masking)
+    for b in (0, 5, 13, 1, 30, 11):  # across epochs and back
+        epoch, j = divmod(b, 12)
+        perm = torch.randperm(50, generator=_gen(3, 1, epoch)).numpy()
+        assert np.array_equal(data.rows(b), perm[j * 4:(j + 1) * 4])
 
 
 def test_lr_schedule_and_precision():

@@ -92,6 +92,7 @@ class MLMBatches(torch.utils.data.IterableDataset):
         self.batch_size, self.seed, self.masking = batch_size, seed, masking
         self.start, self.rank, self.world = start, rank, world
         self.per_epoch = micro_per_epoch(len(ids), batch_size, world, accum)
+        self._perm: tuple[int | None, np.ndarray | None] = (None, None)  # (epoch, its permutation)
         if self.per_epoch == 0:
             raise ValueError(f"{len(ids)} blocks do not fill one global batch of "
                              f"{batch_size * world * accum} (batch_size x world x accum)")
@@ -99,8 +100,9 @@ class MLMBatches(torch.utils.data.IterableDataset):
     def rows(self, b: int) -> np.ndarray:
         """The block numbers of global micro-batch b [B]: a pure function of (seed, b)."""
         epoch, j = divmod(b, self.per_epoch)
-        perm = torch.randperm(len(self.ids), generator=_gen(self.seed, 1, epoch))
-        return perm[j * self.batch_size:(j + 1) * self.batch_size].numpy()
+        if self._perm[0] != epoch:  # drawn once per epoch: O(blocks), 46 ms at 3.3M blocks
+            self._perm = (epoch, torch.randperm(len(self.ids), generator=_gen(self.seed, 1, epoch)).numpy())
+        return self._perm[1][j * self.batch_size:(j + 1) * self.batch_size]
 
     def batch(self, b: int) -> dict:
         """Global micro-batch number b: a pure function of (seed, b)."""
