@@ -76,15 +76,7 @@ def server(cluster, tmp_path):
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240  # a hang guard: the first start creates MLflow's tables
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(url + "/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.5)
+        wait_ready(port, proc, log, 240, "/health")  # a hang guard: the first start creates MLflow's tables
         yield url, tmp_path / "artifacts", proc.pid
     finally:
         _stop(proc)

@@ -45,13 +45,14 @@ def post(port: int, body: dict) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-def wait_ready(port: int, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+def wait_ready(port: int, proc: subprocess.Popen, log: Path, seconds: float = 180, path: str = "/ping") -> None:
+    """Until http://127.0.0.1:port{path} answers; fails with the log's tail if `proc` exits first."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2):
                 return
         except OSError:
             time.sleep(0.5)

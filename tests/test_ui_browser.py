@@ -15,8 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from components.core.paths import Paths
 from components.registry import client as registry
 
 import tiny_pipeline
+from test_serve import wait_ready
 
 pytestmark = pytest.mark.slow
 # Debian's chromium; `make test` installs it with apt-get when it can. The env var
@@ -71,15 +70,7 @@ def ui(tmp_path_factory, tmp_path, monkeypatch):
                                 stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(base + "/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.5)
+        wait_ready(port, proc, log, 120, "/health")
         assert log.read_text().splitlines()[0] == f"MLflow UI: {base}  (models: {base}/#/models)"
         yield root, base
     finally:
