@@ -127,11 +127,45 @@ def test_training_step_uses_the_distill_loss_on_soft_batches():
     lit = lit_cls.LitClassifier(net, 2, lr=1e-3, weight_decay=0.0, layer_lr_decay=1.0, warmup_fraction=0.0,
                                 total_steps=1, distill=d)
     lit.log = lambda *a, **k: None  # no trainer attached
-    batch = cls_data.SoftCollate(0)([([2, 5, 7, 3], torch.tensor([0.9, 0.1]), 0),
-                                     ([2, 6, 3], torch.tensor([0.3, 0.7]), -1)])
+    batch = cls_data.SoftCollate(0)([([2, 5, 7, 3], torch.tensor([0.9, 0.1]), 0, None),
+                                     ([2, 6, 3], torch.tensor([0.3, 0.7]), -1, None)])
     logits = net(batch["input_ids"], batch["attention_mask"])
     expect = distill_loss(logits, batch["soft"], batch["labels"], batch["has_gold"], alpha=0.4, temperature=2.0)
     assert torch.allclose(lit.training_step(batch, 0), expect)
+    assert lit.vector_head is None
+
+
+def test_training_step_adds_the_weighted_vector_term():
+    """vector_weight > 0: a training-only map from the student's pooled vector to the teacher's
+    vector space, and the loss gains vector_weight * (1 - cos) averaged over rows."""
+    from components.model.classifier import ClassifierNet
+    from components.model.encoder import EncoderConfig, build_encoder
+
+    torch.manual_seed(0)
+    enc = build_encoder(EncoderConfig("cnn", 30, 0, 8, 1, 1, 16, True, "learned", 16, "mean", (3,)))
+    net = ClassifierNet(enc, 2, dropout=0.0)
+    d = {"alpha": 0.4, "temperature": 2.0, "loss": "kl", "vector_weight": 0.5, "vector_dim": 5}
+    lit = lit_cls.LitClassifier(net, 2, lr=1e-3, weight_decay=0.0, layer_lr_decay=1.0, warmup_fraction=0.0,
+                                total_steps=1, distill=d)
+    lit.log = lambda *a, **k: None
+    assert lit.vector_head.in_features == enc.output_size and lit.vector_head.out_features == 5
+    vecs = torch.randn(2, 5)
+    batch = cls_data.SoftCollate(0)([([2, 5, 7, 3], torch.tensor([0.9, 0.1]), 0, vecs[0]),
+                                     ([2, 6, 3], torch.tensor([0.3, 0.7]), -1, vecs[1])])
+    assert torch.equal(batch["vector"], vecs)
+    logits = net(batch["input_ids"], batch["attention_mask"])
+    pooled = net.embed(batch["input_ids"], batch["attention_mask"])
+    cos = F.cosine_similarity(lit.vector_head(pooled), vecs, dim=-1)  # [2]
+    expect = distill_loss(logits, batch["soft"], batch["labels"], batch["has_gold"], alpha=0.4,
+                          temperature=2.0) + 0.5 * (1 - cos).mean()
+    loss = lit.training_step(batch, 0)
+    assert torch.allclose(loss, expect)
+    loss.backward()  # the map and the encoder both get a gradient from the vector term
+    assert lit.vector_head.weight.grad.abs().sum() > 0
+    opt = lit.configure_optimizers()["optimizer"]  # the map is trained
+    assert any(p is lit.vector_head.weight for g in opt.param_groups for p in g["params"])
+    # the map is not part of the exported network
+    assert not any(k.startswith("vector_head") for k in net.state_dict())
 
 
 # ------------------------------------------------------------ config errors
@@ -150,6 +184,7 @@ def test_distill_without_a_teacher_is_a_config_error():
     ({"distill": {"alpha": 1.5}}, "finetune.distill.alpha: expected a float >= 0 and <= 1, got 1.5"),
     ({"distill": {"temperature": 0}}, "finetune.distill.temperature: expected a float > 0, got 0"),
     ({"distill": {"loss": "ce"}}, "finetune.distill.loss: expected one of 'kl', 'mse', got 'ce'"),
+    ({"distill": {"vector_weight": -1}}, "finetune.distill.vector_weight: expected a float >= 0, got -1"),
     ({"distill": {"nope": 1}}, "finetune.distill.nope: unknown key"),
     ({"augment_copies": -1}, "finetune.augment_copies: expected an integer >= 0"),
     ({"augment_copies": 2, "distill": {"enabled": True}},
@@ -172,15 +207,16 @@ def tiny(tmp_path_factory):
 def _cfg(paths, family="transformer", distill=True, **ft):
     ft.setdefault("max_epochs", 1)
     return cp.tiny_params(family, tmp_uri=f"sqlite:///{paths.root}/mlflow.db",
-                          distill=DistillConfig(enabled=distill, alpha=0.5, temperature=2.0), **ft)
+                          distill=DistillConfig(enabled=distill, alpha=0.5, temperature=2.0, vector_weight=0.0), **ft)
 
 
 EXTRA = ["the film was fine", "a story", "great [MASK] film", "the movie was [MASK]", "dull acting"]
 EXTRA_SOURCES = ["unlabeled", "unlabeled", "augmented", "augmented", "augmented"]
 
 
-def write_transfer(paths, texts=None, sources=None, labels=None, probs=None):
-    """A hand-written transfer set: every train text (teacher 0.8 on the gold class) + EXTRA."""
+def write_transfer(paths, texts=None, sources=None, labels=None, probs=None, vectors=None):
+    """A hand-written transfer set: every train text (teacher 0.8 on the gold class) + EXTRA;
+    with `vectors` [N, D] also the teacher-vector column."""
     if texts is None:
         train = pd.read_parquet(paths.split("train"))
         texts = train["text"].tolist() + EXTRA
@@ -190,8 +226,11 @@ def write_transfer(paths, texts=None, sources=None, labels=None, probs=None):
         probs = np.concatenate([0.2 + 0.6 * gold, np.full((len(EXTRA), 2), 0.5, np.float32)])
         probs[len(train) + 2] = [0.1, 0.9]
     paths.teacher_transfer.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"text": texts, "probabilities": [list(map(float, p)) for p in probs], "source": sources,
-                  "label": pd.array(labels, dtype="Int64")}).to_parquet(paths.teacher_transfer)
+    df = pd.DataFrame({"text": texts, "probabilities": [list(map(float, p)) for p in probs], "source": sources,
+                       "label": pd.array(labels, dtype="Int64")})
+    if vectors is not None:
+        df["vector"] = [list(map(float, v)) for v in vectors]
+    df.to_parquet(paths.teacher_transfer)
     return len(texts)
 
 
@@ -219,6 +258,7 @@ def test_distill_from_pretrained_every_family(tiny, family, monkeypatch):
 
     report = json.loads(tiny.report("finetune").read_text())
     assert report["distill"] == {"enabled": True, "used": True, "alpha": 0.5, "temperature": 2.0, "loss": "kl",
+                                 "vector_weight": 0.0, "vector_dim": None,
                                  "transfer_rows": {"train": 64, "unlabeled": 2, "augmented": 3}}
     assert report["train_rows"] == n and report["steps"] == math.ceil(n / 8)
     clf = TextClassifier.from_folder(tiny.finetuned)
@@ -231,11 +271,57 @@ def test_distill_from_pretrained_every_family(tiny, family, monkeypatch):
 def test_distill_from_random_init(tiny, kind):
     n = write_transfer(tiny)
     cfg = _cfg(tiny, "cnn", init="random", class_weights=True)
-    cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, loss=kind, alpha=0.3)))
+    cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, loss=kind, alpha=0.3, vector_weight=0.0)))
     res = finetune.fit_classifier(cfg, tiny, progress=False)
     assert res.info["init_kind"] == "random" and res.info["distill"]["used"]
     assert res.info["distill"]["loss"] == kind and res.steps == math.ceil(n / 8)
     assert math.isfinite(res.history[0]["train_loss"])
+
+
+def _vectors(n, d=6, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def test_distill_with_teacher_vectors(tiny):
+    """vector_weight > 0 trains with the transfer set's teacher vectors; the exported model is
+    the plain classifier (the map stays behind) and predicts like any other."""
+    n = write_transfer(tiny)
+    write_transfer(tiny, vectors=_vectors(n))
+    cfg = _cfg(tiny, "cnn", init="random")
+    cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, vector_weight=1.0)))
+    res = finetune.fit_classifier(cfg, tiny, progress=False)
+    assert res.info["distill"]["used"] and res.info["distill"]["vector_dim"] == 6
+    assert res.info["distill"]["vector_weight"] == 1.0
+    assert math.isfinite(res.history[0]["train_loss"])
+    res.classifier.save(tiny.root / "vec_model")
+    probs = TextClassifier.from_folder(tiny.root / "vec_model").predict_proba(EXTRA)
+    assert probs.shape == (len(EXTRA), 2)
+
+
+def test_vector_weight_without_teacher_vectors_is_a_data_error(tiny):
+    write_transfer(tiny)  # no vector column
+    cfg = _cfg(tiny, "cnn", init="random")
+    cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, vector_weight=0.5)))
+    with pytest.raises(DataError, match="vector_weight is 0.5 but the transfer set has no teacher vectors") as e:
+        finetune.fit_classifier(cfg, tiny, progress=False)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("task", ["pair", "multi_label"])
+def test_distill_with_another_task_trains_on_gold(tiny, task, capsys):
+    """The shipped params distil; a pair or multi_label project with them still runs: the teacher
+    stage writes its disabled outputs, and finetune says so in one line and uses the gold rows."""
+    from tokenizers import Tokenizer
+
+    write_transfer(tiny)  # would be read if distillation went ahead
+    cfg = _cfg(tiny, "cnn", init="random")
+    cfg = replace(cfg, ingest=replace(cfg.ingest, task=task))
+    gold = cls_data.tokenized_split(tiny.tokenized, "train", 2)
+    ds, info = train_set.build(cfg, tiny, Tokenizer.from_file(str(tiny.tokenizer)), 2, 32, gold)
+    assert isinstance(ds, cls_data.LabelledSeqs) and ds.seqs == gold[0]
+    assert info["distill"]["enabled"] and not info["distill"]["used"]
+    assert f"distillation is single_label only; training on the gold labels (ingest.task: {task})" \
+        in capsys.readouterr().out
 
 
 def test_distill_from_a_hugging_face_folder(tiny):
@@ -327,6 +413,20 @@ def test_transfer_contract_errors(tmp_path, texts, sources, labels, probs, messa
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("vectors, message", [
+    ([[1.0, 2.0], [1.0]], "row 1 has vector 1 values, expected 2 values like row 0"),
+    ([[1.0, 2.0], None], "row 1 has vector null, expected 2"),
+    ([[1.0, 2.0], [float("inf"), 0.0]], "row 1 has a non-finite vector value"),
+])
+def test_transfer_vector_errors(tmp_path, vectors, message):
+    path = tmp_path / "transfer.parquet"
+    pd.DataFrame({"text": ["a", "b"], "probabilities": [[0.5, 0.5]] * 2, "source": ["unlabeled"] * 2,
+                  "label": pd.array([None, None], dtype="Int64"), "vector": vectors}).to_parquet(path)
+    with pytest.raises(DataError, match=message) as e:
+        transfer.read_transfer(path, 2)
+    assert "\n" not in str(e.value)
+
+
 def test_reads_what_the_teacher_stage_writes(tmp_path):
     """The teacher's writer (data/transfer_write.py) and this reader agree on the contract."""
     tw = pytest.importorskip("components.data.transfer_write")
@@ -336,7 +436,10 @@ def test_reads_what_the_teacher_stage_writes(tmp_path):
     got = transfer.read_transfer(tmp_path / "t.parquet", 2)
     assert got.texts == rows.texts and got.sources == rows.sources
     assert got.labels.tolist() == [1, 0] + [-1] * (len(rows) - 2)
-    assert np.array_equal(got.probs, probs)
+    assert np.array_equal(got.probs, probs) and got.vectors is None  # written without vectors
+    vecs = _vectors(len(rows), 4)
+    tw.write(tmp_path / "v.parquet", rows, probs, vecs)
+    assert np.array_equal(transfer.read_transfer(tmp_path / "v.parquet", 2).vectors, vecs)
     tw.write(tmp_path / "empty.parquet", None)
     assert len(transfer.read_transfer(tmp_path / "empty.parquet", 2)) == 0
 

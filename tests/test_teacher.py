@@ -148,6 +148,9 @@ def test_models_teacher_is_a_text_classifier_folder(project):
     first = df[df["source"] == "train"].head(8)
     assert np.allclose(np.stack(first["probabilities"].to_numpy()), clf.predict_proba(first["text"].tolist()),
                        atol=1e-5)
+    # ... and its `vector` column is the pooled vector that the head reads, on every row
+    assert np.allclose(np.stack(first["vector"].to_numpy()), clf.embed(first["text"].tolist()), atol=1e-5)
+    assert df["vector"].map(len).eq(clf.net.backbone.output_size).all()
 
 
 def test_a_second_run_writes_the_same_bytes(project, tmp_path):

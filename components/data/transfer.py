@@ -5,7 +5,9 @@ Contract (written by the teacher stage): one row per text with
 - `probabilities` (list<float32>): the teacher's class probabilities, one per class
   in data/prepared/labels.json order,
 - `source`: "train" | "unlabeled" | "augmented",
-- `label` (int64): the gold label id on "train" rows, null on the others.
+- `label` (int64): the gold label id on "train" rows, null on the others,
+- `vector` (list<float32>, optional): the teacher's pooled sentence vector, the same
+  length on every row; null on every row (or no such column) when not written.
 A disabled teacher writes the file with 0 rows.
 
 Every broken promise is a one-line DataError naming the file and the first bad row.
@@ -32,6 +34,7 @@ class Transfer:
     probs: np.ndarray  # [N, C] float32, rows sum to 1
     labels: np.ndarray  # [N] int64 gold label id, -1 where there is none
     sources: list[str]
+    vectors: np.ndarray | None = None  # [N, D] float32 teacher sentence vectors, or None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -70,7 +73,28 @@ def read_transfer(path: Path, n_classes: int, where: str | None = None) -> Trans
         raise DataError(f"{where}: row {bad[0]} has source {sources[bad[0]]!r}, expected one of "
                         f"{', '.join(SOURCES)}")
     labels = _labels(df["label"], sources, n_classes, where)
-    return Transfer(texts.tolist(), probs, labels, sources)
+    vectors = _vectors(df["vector"], where) if "vector" in df.columns else None
+    return Transfer(texts.tolist(), probs, labels, sources, vectors)
+
+
+def _vectors(column, where: str) -> np.ndarray | None:
+    """The `vector` column as [N, D] float32, or None when every row is null; a row that is
+    null while others are not, a length that differs from row 0's, or a non-finite value
+    is a DataError."""
+    rows = column.tolist()
+    if all(r is None for r in rows):
+        return None
+    dim = None if rows[0] is None else len(rows[0])
+    for i, r in enumerate(rows):
+        if r is None or len(r) != dim or dim == 0:
+            got = "null" if r is None else f"{len(r)} values"
+            raise DataError(f"{where}: row {i} has vector {got}, expected {dim or 'a non-empty list of'} "
+                            "values like row 0 (the teacher's sentence vector)")
+    vectors = np.asarray(np.stack([np.asarray(r, dtype=np.float32) for r in rows]), dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(vectors).all(1))
+    if bad.size:
+        raise DataError(f"{where}: row {int(bad[0])} has a non-finite vector value")
+    return vectors
 
 
 def _probabilities(column, n_classes: int, where: str) -> np.ndarray:

@@ -9,7 +9,8 @@ dropped and counted, so no val/test text reaches the student.
 
 The file's schema is the contract components/data/transfer.py reads:
 text string, probabilities list<float32> (labels.json order), source string
-("train" | "unlabeled" | "augmented"), label int64 (gold id on train rows, else null).
+("train" | "unlabeled" | "augmented"), label int64 (gold id on train rows, else null),
+vector list<float32> (the teacher's pooled sentence vector; null when not written).
 """
 
 from __future__ import annotations
@@ -64,12 +65,23 @@ def schema():
     import pyarrow as pa
 
     return pa.schema([("text", pa.string()), ("probabilities", pa.list_(pa.float32())),
-                      ("source", pa.string()), ("label", pa.int64())])
+                      ("source", pa.string()), ("label", pa.int64()),
+                      ("vector", pa.list_(pa.float32()))])
 
 
-def write(path: Path, rows: TransferTexts | None, probs: np.ndarray | None = None) -> None:
-    """Write the parquet file (0 rows when `rows` is None). Call it inside an atomic_dir:
-    the same rows and probabilities give the same bytes."""
+def _rows_of(values: np.ndarray):
+    """[N, D] float32 -> a pyarrow list<float32> array, row i = values[i, :]."""
+    import pyarrow as pa
+
+    n, d = values.shape
+    offsets = pa.array(np.arange(0, n * d + 1, d, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()))
+
+
+def write(path: Path, rows: TransferTexts | None, probs: np.ndarray | None = None,
+          vectors: np.ndarray | None = None) -> None:
+    """Write the parquet file (0 rows when `rows` is None; `vector` null when `vectors` is
+    None). Call it inside an atomic_dir: the same rows and values give the same bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -79,11 +91,15 @@ def write(path: Path, rows: TransferTexts | None, probs: np.ndarray | None = Non
         probs = np.ascontiguousarray(probs, dtype=np.float32)  # [N, C]
         if probs.shape[0] != len(rows):
             raise ValueError(f"{len(rows)} transfer rows but {probs.shape[0]} probability rows")
-        n, c = probs.shape
-        offsets = pa.array(np.arange(0, n * c + 1, c, dtype=np.int32))  # row i = probs[i, :]
+        if vectors is None:
+            vec = pa.nulls(len(rows), pa.list_(pa.float32()))
+        else:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # [N, D]
+            if vectors.shape[0] != len(rows):
+                raise ValueError(f"{len(rows)} transfer rows but {vectors.shape[0]} vector rows")
+            vec = _rows_of(vectors)
         table = pa.Table.from_arrays(
-            [pa.array(rows.texts, pa.string()),
-             pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1), pa.float32())),
-             pa.array(rows.sources, pa.string()), pa.array(rows.labels, pa.int64())],
+            [pa.array(rows.texts, pa.string()), _rows_of(probs),
+             pa.array(rows.sources, pa.string()), pa.array(rows.labels, pa.int64()), vec],
             schema=schema())
     pq.write_table(table, str(path))

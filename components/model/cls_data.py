@@ -1,8 +1,9 @@
 """Labelled token sequences -> padded batches for classification fine-tuning.
 
-Batches are padded to their own longest row (dynamic padding), without
-length sorting or bucketing; the shuffle order comes from a seeded generator,
-so the same seed gives the same batches.
+Batches are padded to their own longest row (dynamic padding). Training batches
+group rows of similar length (LengthGroupedBatches), so little of a batch is
+padding; the order comes from a seeded generator, so the same seed gives the
+same batches.
 
 Distillation rows (SoftSeqs) also carry the teacher's probabilities and a gold
 mask; they are shuffled as one stream, so a batch mixes gold rows with
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from components.core.errors import DataError
 from components.model.classifier import pad_batch, truncate
@@ -56,47 +57,99 @@ class Collate:
 
 
 class SoftSeqs(Dataset):
-    """(token ids, teacher probabilities [C], gold label or -1) rows for distillation."""
+    """(token ids, teacher probabilities [C], gold label or -1, teacher vector [D] or None)
+    rows for distillation."""
 
-    def __init__(self, seqs: list[list[int]], soft: np.ndarray, labels: np.ndarray, max_length: int):
+    def __init__(self, seqs: list[list[int]], soft: np.ndarray, labels: np.ndarray, max_length: int,
+                 vectors: np.ndarray | None = None):
         assert len(seqs) == len(soft) == len(labels)
+        assert vectors is None or len(vectors) == len(seqs)
         self.seqs, self.max_length = seqs, max_length
         self.soft = torch.as_tensor(np.asarray(soft, dtype=np.float32))  # [N, C]
         self.labels = np.asarray(labels, dtype=np.int64)  # [N], -1 = no gold label
+        self.vectors = None if vectors is None else torch.as_tensor(np.asarray(vectors, dtype=np.float32))  # [N, D]
 
     def __len__(self) -> int:
         return len(self.seqs)
 
     def __getitem__(self, i: int):
-        return truncate(self.seqs[i], self.max_length), self.soft[i], int(self.labels[i])
+        vec = None if self.vectors is None else self.vectors[i]
+        return truncate(self.seqs[i], self.max_length), self.soft[i], int(self.labels[i]), vec
 
 
 class SoftCollate:
-    """[(ids, soft, label)] -> Collate's keys + "soft" [B, C] float32 and "has_gold" [B] bool.
+    """[(ids, soft, label, vector)] -> Collate's keys + "soft" [B, C] float32, "has_gold" [B]
+    bool and, when the rows carry teacher vectors, "vector" [B, D] float32.
 
     "labels" keeps -1 on rows without gold; the loss reads them only where has_gold.
 
-    >>> b = SoftCollate(0)([([2, 5, 3], torch.tensor([0.9, 0.1]), 0), ([2, 3], torch.tensor([0.2, 0.8]), -1)])
-    >>> b["soft"].shape, b["has_gold"].tolist(), b["labels"].tolist()
-    (torch.Size([2, 2]), [True, False], [0, -1])
+    >>> b = SoftCollate(0)([([2, 5, 3], torch.tensor([0.9, 0.1]), 0, None),
+    ...                     ([2, 3], torch.tensor([0.2, 0.8]), -1, None)])
+    >>> b["soft"].shape, b["has_gold"].tolist(), b["labels"].tolist(), "vector" in b
+    (torch.Size([2, 2]), [True, False], [0, -1], False)
     """
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
 
     def __call__(self, items):
-        ids, mask = pad_batch([s for s, _, _ in items], self.pad_id)
-        labels = torch.tensor([y for _, _, y in items], dtype=torch.long)  # [B]
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels,
-                "soft": torch.stack([p for _, p, _ in items]),  # [B, C]
-                "has_gold": labels >= 0}
+        ids, mask = pad_batch([s for s, _, _, _ in items], self.pad_id)
+        labels = torch.tensor([y for _, _, y, _ in items], dtype=torch.long)  # [B]
+        out = {"input_ids": ids, "attention_mask": mask, "labels": labels,
+               "soft": torch.stack([p for _, p, _, _ in items]),  # [B, C]
+               "has_gold": labels >= 0}
+        if items and items[0][3] is not None:
+            out["vector"] = torch.stack([v for _, _, _, v in items])  # [B, D]
+        return out
+
+
+class LengthGroupedBatches(Sampler):
+    """Shuffled batches of rows of similar length, so a padded batch is mostly tokens.
+
+    Each epoch: a seeded permutation of the rows is cut into windows of `window` batches,
+    each window is sorted by length (stable) and cut into batches, and the batch order is
+    shuffled. Rows stay random across windows, so a batch is a random draw of similar-length
+    rows. The batch count equals ceil(N / batch_size), like a plain shuffled loader. Epoch e
+    uses seed + e: the same seed gives the same batches, and every epoch a new order.
+
+    >>> s = LengthGroupedBatches([5, 1, 9, 2, 8, 3], batch_size=2, seed=0, window=3)
+    >>> batches = list(s)
+    >>> len(s), sorted(i for b in batches for i in b), [sorted(b) for b in batches] == [sorted(b) for b in s.peek(0)]
+    (3, [0, 1, 2, 3, 4, 5], True)
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
+        self.lengths, self.batch_size, self.seed, self.window = list(lengths), batch_size, seed, window
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def peek(self, epoch: int) -> list[list[int]]:
+        """The batches of `epoch` (row indices), without advancing."""
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        span, bs = self.batch_size * self.window, self.batch_size
+        batches = []
+        for start in range(0, len(perm), span):
+            chunk = sorted(perm[start:start + span], key=self.lengths.__getitem__)
+            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+    def __iter__(self):
+        batches = self.peek(self.epoch)
+        self.epoch += 1
+        return iter(batches)
 
 
 def loader(data: LabelledSeqs | SoftSeqs, batch_size: int, pad_id: int, shuffle: bool, seed: int) -> DataLoader:
-    gen = torch.Generator().manual_seed(seed)
+    """Training (shuffle): length-grouped shuffled batches; otherwise the rows in order."""
     collate = SoftCollate(pad_id) if isinstance(data, SoftSeqs) else Collate(pad_id)
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      collate_fn=collate, num_workers=0)
+    if shuffle:
+        lengths = [min(len(s), data.max_length) for s in data.seqs]
+        return DataLoader(data, batch_sampler=LengthGroupedBatches(lengths, batch_size, seed),
+                          collate_fn=collate, num_workers=0)
+    return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=0)
 
 
 def encode_texts(tok, texts: list[str]) -> list[list[int]]:

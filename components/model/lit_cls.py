@@ -95,6 +95,22 @@ def distill_loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor,
     return (coef * per_row).mean() + alpha * ce * gold.mean()
 
 
+def vector_term(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Sentence-vector distillation: mean over rows of 1 - cos(student_b, teacher_b).
+
+    student [B, D]: the student's pooled vector through the training-only linear map;
+    teacher [B, D]: the teacher's pooled sentence vector (transfer set `vector`). Cosine, not
+    MSE, so the teacher's vector norm (which mean pooling leaves arbitrary) does not matter;
+    the map learns any rotation and scale. Works across tokenizers: it compares one vector
+    per text.
+
+    >>> v = torch.tensor([[1.0, 2.0], [0.0, -3.0]])
+    >>> round(vector_term(2 * v, v).item(), 6), round(vector_term(-v, v).item(), 6)
+    (0.0, 2.0)
+    """
+    return (1.0 - F.cosine_similarity(student.float(), teacher.float(), dim=-1)).mean()
+
+
 def freeze_groups(groups: list[nn.Module], k: int) -> int:
     """Freeze the bottom `k` groups (requires_grad False); returns the frozen param count."""
     frozen = 0
@@ -111,13 +127,19 @@ class LitClassifier(pl.LightningModule):
                  class_weights: torch.Tensor | None = None, distill: dict | None = None,
                  multi_label: bool = False):
         """`distill`: {"alpha", "temperature", "loss"} for batches with teacher soft targets
-        ("soft" [B, C], "has_gold" [B]); batches without them train on plain CE.
+        ("soft" [B, C], "has_gold" [B]); batches without them train on plain CE. With
+        "vector_weight" > 0 and "vector_dim" D, a training-only nn.Linear(H, D) (`vector_head`,
+        not part of `net`, so not saved with the model) maps the student's pooled vector onto
+        the teacher's, and batches' "vector" [B, D] add vector_weight * vector_term.
         `multi_label`: labels are [B, C] 0/1 targets, the loss is BCE-with-logits and
         `class_weights` is its pos_weight [C]."""
         super().__init__()
         self.net = net
         self.multi_label = multi_label
         self.distill = dict(distill) if distill else None
+        self.vector_head = None
+        if self.distill and self.distill.get("vector_weight", 0) > 0:
+            self.vector_head = nn.Linear(net.backbone.output_size, int(self.distill["vector_dim"]))
         self.lr, self.weight_decay, self.layer_lr_decay = lr, weight_decay, layer_lr_decay
         self.warmup_fraction, self.total_steps = warmup_fraction, total_steps
         self.register_buffer("class_weights", class_weights, persistent=False)
@@ -136,13 +158,21 @@ class LitClassifier(pl.LightningModule):
         return self.net(input_ids, attention_mask)  # [B, C]
 
     def training_step(self, batch, batch_idx):
-        logits = self(batch["input_ids"], batch["attention_mask"])  # [B, C]
+        if self.vector_head is not None:  # the pooled vector once, for the head and the map
+            pooled = self.net.embed(batch["input_ids"], batch["attention_mask"])  # [B, H]
+            logits = self.net.head(self.net.drop(pooled))  # [B, C], as ClassifierNet.forward
+        else:
+            logits = self(batch["input_ids"], batch["attention_mask"])  # [B, C]
         if "soft" in batch:
             if self.distill is None:
                 raise ValueError("a batch with soft targets, but no distill settings were given")
             d = self.distill
             loss = distill_loss(logits, batch["soft"], batch["labels"], batch["has_gold"], alpha=d["alpha"],
                                 temperature=d["temperature"], kind=d["loss"], class_weights=self.class_weights)
+            if self.vector_head is not None:
+                vec = vector_term(self.vector_head(pooled), batch["vector"])
+                self.log("train_vector_loss", vec, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+                loss = loss + d["vector_weight"] * vec
         elif self.multi_label:
             loss = self._bce(logits, batch["labels"])
         else:
@@ -175,7 +205,8 @@ class LitClassifier(pl.LightningModule):
         layers = list(backbone.layer_groups())
         # backbone params in no layer group (e.g. a HF pooler) train with the top group
         layers[-1] = nn.ModuleList([layers[-1], backbone])
-        groups = param_groups([self.net], self.weight_decay, lr=self.lr, layers=layers,
+        heads = [self.vector_head] if self.vector_head is not None else []
+        groups = param_groups([self.net, *heads], self.weight_decay, lr=self.lr, layers=layers,
                               layer_decay=self.layer_lr_decay)
         opt = torch.optim.AdamW(groups, lr=self.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.total_steps, self.warmup_fraction))

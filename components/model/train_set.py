@@ -56,9 +56,13 @@ def build(cfg: Params, paths: Paths, tok, n_classes: int, max_len: int,
     ft = cfg.finetune
     d = ft.distill
     info = {"distill": {"enabled": d.enabled, "used": False, "alpha": d.alpha, "temperature": d.temperature,
-                        "loss": d.loss, "transfer_rows": None},
+                        "loss": d.loss, "vector_weight": d.vector_weight, "vector_dim": None,
+                        "transfer_rows": None},
             "augment_copies": ft.augment_copies, "augmented_rows": 0, "augmented_dropped_held_out": 0}
-    if d.enabled:
+    if d.enabled and cfg.ingest.task != "single_label":
+        print(f"finetune: distillation is single_label only; training on the gold labels "
+              f"(ingest.task: {cfg.ingest.task})", flush=True)
+    elif d.enabled:
         where = _rel(paths, paths.teacher_transfer)
         transfer = read_transfer(paths.teacher_transfer, n_classes, where)
         info["distill"]["transfer_rows"] = transfer.rows_by_source()
@@ -67,7 +71,13 @@ def build(cfg: Params, paths: Paths, tok, n_classes: int, max_len: int,
             info["distill"]["used"] = True
             info["train_rows"] = len(transfer)
             seqs = encode_texts(tok, transfer.texts)
-            return SoftSeqs(seqs, transfer.probs, transfer.labels, max_len), info
+            vectors = transfer.vectors if d.vector_weight > 0 else None
+            if d.vector_weight > 0 and vectors is None:
+                raise DataError(f"{where}: finetune.distill.vector_weight is {d.vector_weight} but the "
+                                "transfer set has no teacher vectors (re-run the teacher stage)",
+                                stage="finetune")
+            info["distill"]["vector_dim"] = None if vectors is None else int(vectors.shape[1])
+            return SoftSeqs(seqs, transfer.probs, transfer.labels, max_len, vectors), info
         print(f"warning: finetune: {where} has 0 rows; training on the gold labels of train only")
     seqs, labels = gold
     if ft.augment_copies:

@@ -208,7 +208,9 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
                            layer_lr_decay=ft.layer_lr_decay, warmup_fraction=ft.warmup_fraction,
                            total_steps=total, class_weights=weights,
                            distill={"alpha": ft.distill.alpha, "temperature": ft.distill.temperature,
-                                    "loss": ft.distill.loss} if rows_info["distill"]["used"] else None,
+                                    "loss": ft.distill.loss, "vector_weight": ft.distill.vector_weight,
+                                    "vector_dim": rows_info["distill"].get("vector_dim")}
+                           if rows_info["distill"]["used"] else None,
                            multi_label=multi)
     train_dl = loader(train_ds, ft.batch_size, pad_id, True, cfg.project.seed)
     has_val = len(va_seqs) > 0

@@ -7,7 +7,9 @@ on train and early-stopped on val macro-F1 by finetune's own `fit_classifier`,
 under a finetune section built from `teacher.*` alone. Then the fine-tuned
 teacher labels the transfer set (components/data/transfer_write.py): train +
 unlabeled + `teacher.augment_copies` augmented copies of each, never val or test
-text, in bf16 autocast where the CPU has it, in length-sorted batches.
+text, in bf16 autocast where the CPU has it, in length-sorted batches: its class
+probabilities and, from the same forward pass, its pooled sentence vector per text
+(finetune.distill.vector_weight distils those).
 
 Writes models/teacher/ (a TextClassifier folder, like models/finetuned),
 data/teacher/transfer.parquet and reports/teacher.json.
@@ -74,18 +76,29 @@ def _autocast(precision: str):
     return contextlib.nullcontext()
 
 
-def label(clf, texts: list[str], batch_size: int, precision: str, progress: bool = True) -> np.ndarray:
-    """Teacher probabilities [N, C] float32 (rows sum to 1), in chunks with a progress bar."""
+def label(clf, texts: list[str], batch_size: int, precision: str,
+          progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher probabilities [N, C] float32 (rows sum to 1) and pooled sentence vectors
+    [N, H] float32 (the vector its head reads), from one forward pass per batch, in chunks
+    with a progress bar."""
+    import torch
     from tqdm.auto import tqdm
 
-    out = [np.zeros((0, len(clf.labels)), dtype=np.float32)]
+    c, net = len(clf.labels), clf.net
+
+    def both(ids, mask):  # [b, C + H]: ClassifierNet.forward (dropout is off in eval) + the vector
+        pooled = net.embed(ids, mask).float()
+        return torch.cat([torch.softmax(net.head(pooled).float(), -1), pooled], -1)
+
+    out = [np.zeros((0, c + net.backbone.output_size), dtype=np.float32)]
     with _autocast(precision), tqdm(total=len(texts), desc="teacher: labelling", unit="text",
                                     disable=not progress or None) as bar:
         for start in range(0, len(texts), LABEL_CHUNK):
             chunk = texts[start:start + LABEL_CHUNK]
-            out.append(clf.predict_proba(chunk, batch_size))  # length-sorted batches inside
+            out.append(clf._batches(chunk, batch_size, both))  # length-sorted batches inside
             bar.update(len(chunk))
-    return np.concatenate(out)
+    values = np.concatenate(out)
+    return values[:, :c], values[:, c:]
 
 
 def scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
@@ -173,15 +186,15 @@ def run(cfg: Params, paths: Paths) -> dict:
         clf = res.classifier
         clf.meta.update({"init": t.init, "init_kind": "hf", "role": STAGE})  # not the local path
         t0 = time.perf_counter()
-        probs = label(clf, rows.texts, t.label_batch_size, t.precision)
+        probs, vectors = label(clf, rows.texts, t.label_batch_size, t.precision)
         label_s = time.perf_counter() - t0
-        val = scores(label(clf, val_x, t.label_batch_size, t.precision, False), val_y)
-        test = scores(label(clf, test_x, t.label_batch_size, t.precision, False), test_y)
+        val = scores(label(clf, val_x, t.label_batch_size, t.precision, False)[0], val_y)
+        test = scores(label(clf, test_x, t.label_batch_size, t.precision, False)[0], test_y)
 
         with atomic_dir(paths.teacher_model) as tmp:
             clf.save(tmp, extra={"seed": seed})
         with atomic_dir(paths.teacher_transfer.parent) as tmp:
-            transfer_write.write(tmp / paths.teacher_transfer.name, rows, probs)
+            transfer_write.write(tmp / paths.teacher_transfer.name, rows, probs, vectors)
         report = {"enabled": True, "init": t.init,
                   "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
                   "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
