@@ -161,8 +161,10 @@ def full_teacher_transfer(ws, root: Path, frac: float, seed: int) -> None:
     moved = [s == "train" and t not in kept for t, s in zip(texts, sources)]
     source = [("unlabeled" if m else s) for m, s in zip(moved, sources)]
     label = [None if m else v for m, v in zip(moved, table.column("label").to_pylist())]
+    vector = (table.column("vector") if "vector" in table.column_names
+              else pa.nulls(len(texts), pa.list_(pa.float32())))  # a transfer set from before vectors
     out = pa.table({"text": texts, "probabilities": table.column("probabilities"), "source": source,
-                    "label": label}, schema=schema())
+                    "label": label, "vector": vector}, schema=schema())
     paths.teacher_transfer.parent.mkdir(parents=True)
     pq.write_table(out, paths.teacher_transfer)
 
