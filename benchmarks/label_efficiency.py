@@ -42,7 +42,8 @@ teacher row LEAK labels: an upper bound, not what a user with f of the labels ge
 Seeds: --seeds N runs seeds project.seed .. project.seed+N-1 at the fractions up to
 --multi-seed-upto (default 0.10) and the first seed only above it. Cells show the
 mean ± sd (sample sd) over seeds. Prints a markdown table (and per-seed numbers) and
-writes the plot (--plot, default reports/plots/label_efficiency.png of this checkout;
+writes the plot (--plot, default reports/benchmarks/label_efficiency.png of this checkout, outside
+evaluate's DVC output folder reports/plots;
 matplotlib, Agg backend).
 """
 
@@ -69,7 +70,7 @@ NAMES = {"tfidf": "TF-IDF + LR", "nblr": "NB-LR (bigrams)", "random": "random in
          "teacher": "teacher"}
 DEFAULT_FRACTIONS = "0.05,0.1,0.25,0.5,1.0"
 SMOKE = {"fractions": "0.25,1.0", "seeds": 2, "multi_seed_upto": 0.25}
-DEFAULT_PLOT = ROOT / "reports" / "plots" / "label_efficiency.png"
+DEFAULT_PLOT = ROOT / "reports" / "benchmarks" / "label_efficiency.png"
 
 
 def unit(ids: list[str], seed: int):
