@@ -149,8 +149,13 @@ class ClassifierNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.logits_and_pooled(input_ids, attention_mask)[0]  # [B, C]
+
+    def logits_and_pooled(self, input_ids: torch.Tensor,
+                          attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [B, C], the pooled vector [B, H] the head reads) from one backbone pass."""
         _, pooled = self.backbone(input_ids, attention_mask)  # [B, H]
-        return self.head(self.drop(pooled))  # [B, C]
+        return self.head(self.drop(pooled)), pooled
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.backbone(input_ids, attention_mask)[1]  # [B, H]

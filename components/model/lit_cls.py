@@ -158,11 +158,7 @@ class LitClassifier(pl.LightningModule):
         return self.net(input_ids, attention_mask)  # [B, C]
 
     def training_step(self, batch, batch_idx):
-        if self.vector_head is not None:  # the pooled vector once, for the head and the map
-            pooled = self.net.embed(batch["input_ids"], batch["attention_mask"])  # [B, H]
-            logits = self.net.head(self.net.drop(pooled))  # [B, C], as ClassifierNet.forward
-        else:
-            logits = self(batch["input_ids"], batch["attention_mask"])  # [B, C]
+        logits, pooled = self.net.logits_and_pooled(batch["input_ids"], batch["attention_mask"])  # [B, C], [B, H]
         if "soft" in batch:
             if self.distill is None:
                 raise ValueError("a batch with soft targets, but no distill settings were given")

@@ -86,9 +86,9 @@ def label(clf, texts: list[str], batch_size: int, precision: str,
 
     c, net = len(clf.labels), clf.net
 
-    def both(ids, mask):  # [b, C + H]: ClassifierNet.forward (dropout is off in eval) + the vector
-        pooled = net.embed(ids, mask).float()
-        return torch.cat([torch.softmax(net.head(pooled).float(), -1), pooled], -1)
+    def both(ids, mask):  # [b, C + H]: the probabilities and the vector of one forward pass
+        logits, pooled = net.logits_and_pooled(ids, mask)
+        return torch.cat([torch.softmax(logits.float(), -1), pooled.float()], -1)
 
     out = [np.zeros((0, c + net.backbone.output_size), dtype=np.float32)]
     with _autocast(precision), tqdm(total=len(texts), desc="teacher: labelling", unit="text",
