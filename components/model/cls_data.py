@@ -114,8 +114,10 @@ class LengthGroupedBatches(Sampler):
 
     >>> s = LengthGroupedBatches([5, 1, 9, 2, 8, 3], batch_size=2, seed=0, window=3)
     >>> batches = list(s)
-    >>> len(s), sorted(i for b in batches for i in b), [sorted(b) for b in batches] == [sorted(b) for b in s.peek(0)]
-    (3, [0, 1, 2, 3, 4, 5], True)
+    >>> len(s), sorted(i for b in batches for i in b)  # every row once per epoch
+    (3, [0, 1, 2, 3, 4, 5])
+    >>> s.peek(0) == batches, s.peek(1) == batches  # seeded per epoch: same seed, same batches
+    (True, False)
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
