@@ -238,7 +238,7 @@ class FinetuneConfig:
     # "pretrained" (models/pretrained), "random", or a local HF checkpoint folder.
     init: str = "pretrained"
     max_epochs: int = _f(4, ge=1)
-    batch_size: int = _f(32, ge=1)
+    batch_size: int = _f(64, ge=1)
     lr: float = _f(3e-4, gt=0)
     weight_decay: float = _f(0.01, ge=0)
     warmup_fraction: float = _f(0.1, ge=0, lt=1)
