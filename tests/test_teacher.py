@@ -69,7 +69,7 @@ def make_prepared(root: Path, texts=None) -> Paths:
 
 
 def params(root: Path, init, **teacher_kw) -> Params:
-    t = dict(enabled=True, init=str(init), max_epochs=2, batch_size=8, lr=3e-3, patience=2, precision="32",
+    t = dict(enabled=True, init=str(init), max_epochs=2, min_steps=0, batch_size=8, lr=3e-3, patience=2, precision="32",
              augment_copies=COPIES, label_batch_size=16, max_length=32)
     t.update(teacher_kw)
     # finetune does not distil here (a disabled teacher requires that; the stage ignores finetune)
@@ -252,9 +252,21 @@ def test_default_init_is_the_installed_minilm_offline(tmp_path, monkeypatch):
 def test_training_params_ignore_the_finetune_and_model_sections(tmp_path):
     cfg = params(tmp_path, "x")
     noisy = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pooling="cls", max_length=16))
-    a, b = teacher.training_params(cfg, tmp_path), teacher.training_params(noisy, tmp_path)
+    a, b = teacher.training_params(cfg, tmp_path, 100), teacher.training_params(noisy, tmp_path, 100)
     assert a.finetune == b.finetune and a.model == b.model and a.model.pooling == "mean"
     assert a.finetune.lr == cfg.teacher.lr and not a.finetune.distill.enabled
+
+
+def test_few_labels_train_to_min_steps(tmp_path):
+    """48 train rows at batch 8 are 6 steps an epoch: min_steps 15 lifts max_epochs 1 to 3 epochs,
+    and early stopping (patience 1) may not end the run before step 15."""
+    paths = make_prepared(tmp_path)
+    folder = make_teacher(tmp_path / "hf_teacher")
+    cfg = params(tmp_path, folder, max_epochs=1, min_steps=15, patience=1, augment_copies=0)
+    assert teacher.training_params(cfg, folder, N_TRAIN).finetune.max_epochs == 3
+    teacher.run(cfg, paths)
+    report = json.loads(paths.report("teacher").read_text())
+    assert report["epochs"] == 3 and report["steps"] >= 15
 
 
 def test_transfer_build_drops_held_out_text():

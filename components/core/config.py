@@ -121,6 +121,9 @@ class TeacherConfig:
     # local Hugging Face checkpoint folder, or an installed package that ships one in model/.
     init: str = "minilm"
     max_epochs: int = _f(2, ge=1)
+    # At least this many optimizer steps: with few labels (500 = 16 steps an epoch at batch 32)
+    # max_epochs rises to reach them and early stopping waits for them. 0 = off.
+    min_steps: int = _f(300, ge=0)
     batch_size: int = _f(32, ge=1)
     lr: float = _f(5e-5, gt=0)  # the usual BERT fine-tuning rate (finetune's 3e-4 is for our small encoder)
     patience: int = _f(1, ge=1)

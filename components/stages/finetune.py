@@ -147,8 +147,10 @@ def _curve_callback(history: list[dict]):
 
 
 def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id: str | None = None,
-                   tag: str = "finetune", progress: bool = True) -> FitResult:
+                   tag: str = "finetune", progress: bool = True, min_steps: int = 0) -> FitResult:
     """Train a classifier from `init` (default: finetune.init) and return the best one by val macro-F1.
+
+    Early stopping does not stop before `min_steps` optimizer steps (the teacher's teacher.min_steps).
 
     Logs to the MLflow run `run_id` when given (through Lightning's MLFlowLogger).
     Checkpoints go to checkpoints/<tag>/ (cleared first).
@@ -235,8 +237,8 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
                               tracking_uri=tracking_uri(cfg.project, paths.root),
                               prefix="" if tag == "finetune" else tag)
     precision = resolve_precision(ft.precision, ft.accelerator)
-    trainer = pl.Trainer(max_epochs=ft.max_epochs, accelerator=ft.accelerator, devices=1,
-                         precision=precision, logger=logger, callbacks=callbacks,
+    trainer = pl.Trainer(max_epochs=ft.max_epochs, min_steps=min_steps or None, accelerator=ft.accelerator,
+                         devices=1, precision=precision, logger=logger, callbacks=callbacks,
                          gradient_clip_val=ft.grad_clip or None,
                          num_sanity_val_steps=0, enable_progress_bar=progress,
                          enable_model_summary=False, default_root_dir=str(ckpt_dir),

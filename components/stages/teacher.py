@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -50,14 +51,21 @@ def _rel(paths: Paths, p: Path) -> str:
     return p.relative_to(paths.root).as_posix() if paths.root in p.parents else str(p)
 
 
-def training_params(cfg: Params, folder: Path) -> Params:
+def training_params(cfg: Params, folder: Path, n_train: int) -> Params:
     """The Params `fit_classifier` trains the teacher with: every finetune/model value it reads
     comes from `teacher.*` or the code defaults, never from params.yaml's finetune or model
     sections (the stage's params are project + teacher only). Gold train labels only: no
     distillation (the teacher is what finetune distils from), no finetune-side augmentation.
-    Mean pooling, like MiniLM."""
+    Mean pooling, like MiniLM. max_epochs rises until `n_train` rows reach teacher.min_steps.
+
+    >>> from components.core.config import Params
+    >>> [training_params(Params(), Path("."), n).finetune.max_epochs for n in (10154, 499, 0)]
+    [2, 19, 2]
+    """
     t = cfg.teacher
-    ft = dataclasses.replace(FinetuneConfig(), init=str(folder), max_epochs=t.max_epochs,
+    steps_per_epoch = math.ceil(n_train / t.batch_size)
+    epochs = max(t.max_epochs, math.ceil(t.min_steps / steps_per_epoch) if steps_per_epoch else 0)
+    ft = dataclasses.replace(FinetuneConfig(), init=str(folder), max_epochs=epochs,
                              batch_size=t.batch_size, lr=t.lr, patience=t.patience,
                              precision=t.precision, distill=DistillConfig(enabled=False),
                              augment_copies=0)
@@ -181,8 +189,8 @@ def run(cfg: Params, paths: Paths) -> dict:
     with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as mlrun:
         import mlflow
 
-        res = fit_classifier(training_params(cfg, folder), paths, str(folder),
-                             run_id=mlrun.info.run_id, tag=STAGE)
+        res = fit_classifier(training_params(cfg, folder, len(train_x)), paths, str(folder),
+                             run_id=mlrun.info.run_id, tag=STAGE, min_steps=t.min_steps)
         clf = res.classifier
         clf.meta.update({"init": t.init, "init_kind": "hf", "role": STAGE})  # not the local path
         t0 = time.perf_counter()
