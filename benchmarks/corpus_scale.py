@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/corpus_scale.py                      # 10, 40, 160 MB (~6 min on 2 cores)
     .venv/bin/python benchmarks/corpus_scale.py --sizes 4 16         # smoke test
-    taskset -c 0 .venv/bin/python benchmarks/corpus_scale.py --sizes 20 210 2100 --json corpus.json
+    taskset -c 0 .venv/bin/python benchmarks/corpus_scale.py --sizes 20 210 2100 --json reports/benchmarks/corpus_scale.json
         # ~10x, 100x and 1,000x the sample's 2.1 MB of text, on one pinned core (~1.5 h; ~15 GB disk)
 
 Synthetic text files are generated once, for the largest size, under --workdir:
@@ -231,11 +231,13 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where the text files and projects go "
                     "(default: a new temp folder; needs ~6x the largest size of free disk)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch projects")
-    ap.add_argument("--json", type=Path, default=None, help="also write every measured number here")
+    from benchmarks import _common as C
+    from benchmarks import _report
+
+    _report.add_json_option(ap)
     args = ap.parse_args()
     sizes = sorted(args.sizes)
-
-    from benchmarks import _common as C
+    out = _report.Report("corpus_scale")
 
     C.header("corpus scale: ingest + tokenize + pretrain on growing unlabeled corpora")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="encoderflow-corpus-"))
@@ -253,15 +255,18 @@ def main() -> None:
         n_bytes = make_project(root, use, args.labelled_rows)
         print(f"{size} MB ({len(use)} files, {n_bytes / 2**20:.0f} MiB):", flush=True)
         results[size] = {"bytes": n_bytes, **run_size(root, args.steps, args.batches)}
-        if args.json:  # after each size: an interrupted run keeps what it measured
-            args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        out.results = {"sizes_mb": {str(k): v for k, v in results.items()}, "steps": args.steps,
+                       "batches": args.batches}
+        out.write(args.json)  # after each size: an interrupted run keeps what it measured
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
-    print()
-    print(C.md_table(["corpus", "step", "seconds", "throughput", "tokens/s (vs smallest)",
-                      "peak RSS MiB (vs smallest)", "peak anonymous MiB (vs smallest)"],
-                     table_rows(results, sizes, args.steps, args.batches)))
+    out.table(f"corpus scale: each step in its own process, sizes {', '.join(f'{s} MB' for s in sizes)} "
+              "(ratios against the smallest)",
+              ["corpus", "step", "seconds", "throughput", "tokens/s (vs smallest)",
+               "peak RSS MiB (vs smallest)", "peak anonymous MiB (vs smallest)"],
+              table_rows(results, sizes, args.steps, args.batches))
+    out.write(args.json)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/label_efficiency.py --rows tfidf,nblr,random,pretrained --fractions 0.05,0.25,1
     .venv/bin/python benchmarks/label_efficiency.py --teacher full       # cheaper, LEAKS labels (see below)
     .venv/bin/python benchmarks/label_efficiency.py --smoke --threads 1  # tiny synthetic project, about a minute
+    .venv/bin/python benchmarks/label_efficiency.py --project . --json reports/benchmarks/label_efficiency.json
 
 For each fraction f of the train labels and each seed s, a cell folder is built from
 the workspace's data/prepared (benchmarks/_students.py): train keeps the rows whose
@@ -62,7 +63,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 from benchmarks import _common as C  # noqa: E402
+from benchmarks import _report  # noqa: E402
+from benchmarks import _shapes  # noqa: E402
 from benchmarks import _students as S  # noqa: E402
+from benchmarks import _workspace as W  # noqa: E402
 
 ROWS = ("tfidf", "nblr", "random", "pretrained", "distilled", "teacher")
 NAMES = {"tfidf": "TF-IDF + LR", "nblr": "NB-LR (bigrams)", "random": "random init, gold labels",
@@ -199,7 +203,7 @@ def run_cell(ws, args, rows: set[str], frac: float, seed: int, pretrained: Path 
             paths.teacher_transfer.parent.symlink_to(ws.paths.teacher_transfer.parent.resolve())
             print(f"teacher f={frac:g} seed {seed}: the workspace's teacher (same labels, same seed)", flush=True)
         else:
-            out["teacher_s"] = S.run_stage("teacher", ws.cfg(*common), root)
+            out["teacher_s"] = W.run_stage("teacher", ws.cfg(*common), root)
         if "teacher" in rows:
             key = str(paths.teacher_model.resolve())
             if key not in teacher_cache:
@@ -248,8 +252,8 @@ def cell_text(values: list[float], scale: float = 1.0, sign: bool = False) -> st
     return mean + ("" if sd is None else (f" ± {sd:.1f}" if sign else f" ± {sd:.4f}"))
 
 
-def report(args, rows: list[str], fractions: list[float], results: dict, leaky: bool) -> None:
-    """results[(frac, seed)] = run_cell's dict."""
+def report(args, rows: list[str], fractions: list[float], results: dict, leaky: bool) -> _report.Report:
+    """results[(frac, seed)] = run_cell's dict; prints the tables and returns them for --json."""
     seeds_at = {f: [s for (g, s) in results if g == f] for f in fractions}
     n_labels = {f: statistics.fmean(results[(f, s)]["train_labels"] for s in seeds_at[f]) for f in fractions}
     head = ["row"] + [f"{f:.0%} (≈{n_labels[f]:,.0f} labels, {len(seeds_at[f])} seed"
@@ -269,20 +273,22 @@ def report(args, rows: list[str], fractions: list[float], results: dict, leaky: 
                      for f in fractions}
             body.append([f"Δ {NAMES[a]} − {NAMES[b]} (points)"] +
                         [cell_text(diffs[f], 100.0, sign=True) for f in fractions])
-    print(f"\n## Label efficiency: test accuracy (mean ± sd over seeds; teacher: {args.teacher}"
-          f"{' — LEAKS labels' if leaky else ''}; val labels: {args.val})\n")
-    print(C.md_table(head, body))
-    print("\nper seed:\n")
+    out = _report.Report("label_efficiency")
+    out.table(f"Label efficiency: test accuracy (mean ± sd over seeds; teacher: {args.teacher}"
+              f"{' — LEAKS labels' if leaky else ''}; val labels: {args.val})", head, body)
     per = [[f"{f:g}", str(s), str(results[(f, s)]["train_labels"]), str(results[(f, s)]["val_labels"])]
            + [f"{results[(f, s)]['accuracy'][r]:.4f}" if r in results[(f, s)]["accuracy"] else "—" for r in rows]
            for (f, s) in sorted(results)]
-    print(C.md_table(["fraction", "seed", "train labels", "val labels", *rows], per))
+    out.table("per seed", ["fraction", "seed", "train labels", "val labels", *rows], per)
+    out.results = {"teacher": args.teacher, "val": args.val, "leaky": leaky, "rows": rows,
+                   "cells": [{"fraction": f, "seed": s, **results[(f, s)]} for (f, s) in sorted(results)]}
     if "pretrained" in rows:
         others = [r for r in ("tfidf", "nblr", "random") if r in rows]
         pays = [f for f in fractions if others and statistics.fmean(values("pretrained", f)) >
                 max(statistics.fmean(values(r, f)) for r in others)]
         print(f"\nown-pretrained (gold labels) beats {', '.join(NAMES[r] for r in others) or 'nothing measured'} "
               f"on the mean at: {', '.join(f'{f:.0%}' for f in pays) or 'no fraction'}")
+    return out
 
 
 def plot(path: Path, rows: list[str], fractions: list[float], results: dict, leaky: bool, title: str) -> None:
@@ -342,7 +348,7 @@ def run(args) -> None:
     plot_path = args.plot or (Path(tempfile.gettempdir()) / "encoderflow-label-efficiency-smoke.png"
                               if args.smoke else DEFAULT_PLOT)
 
-    S.set_threads(args.threads)
+    C.set_threads(args.threads)
     import datasets
 
     datasets.disable_progress_bars()
@@ -352,7 +358,7 @@ def run(args) -> None:
     if leaky:
         print("NOTE: --teacher full: the teacher was fine-tuned on ALL train labels; the distilled and teacher "
               "rows leak labels (an upper bound)\n", flush=True)
-    ws = S.open_workspace(args, need_teacher=leaky, run_teacher=leaky)
+    ws = W.open_workspace(args, need_teacher=leaky, run_teacher=leaky)
     try:
         base = ws.cfg()
         args.steps_ = args.steps or base.pretrain.max_steps
@@ -372,26 +378,34 @@ def run(args) -> None:
                                               "finetune.distill.enabled=false"))
             for f in todo:
                 results[(f, seed)] = run_cell(ws, args, set(rows), f, seed, pre, test, teacher_cache)
-        report(args, rows, fractions, results, leaky)
+        out = report(args, rows, fractions, results, leaky)
         ft = base.finetune
         title = (f"label efficiency: {shape_text(base)}, {args.steps_} pretraining steps, fine-tune max "
                  f"{args.epochs or ft.max_epochs} epochs; teacher {args.teacher}; val {args.val}")
         plot(plot_path, rows, fractions, results, leaky, title)
         spent = {**ws.stage_seconds, "cells": sum(r["seconds"] for r in results.values())}
         print("\ntime (s): " + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()))
+        out.results.update(plot=_plot_name(plot_path), seconds=spent)
+        out.write(args.json)
     finally:
         ws.close(args.keep)
 
 
+def _plot_name(path: Path) -> str:
+    """The plot as the docs link it: relative to this checkout when inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
 def shape_text(cfg) -> str:
-    return S.shape_of(cfg).name
+    return _shapes.shape_of(cfg).name
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[1:]))
-    S.add_workspace_args(ap, f"tiny synthetic CSV project with a tiny BERT teacher; fractions "
+    W.add_workspace_args(ap, f"tiny synthetic CSV project with a tiny BERT teacher; fractions "
                          f"{SMOKE['fractions']}, {SMOKE['seeds']} seeds, the project's tiny model and steps: "
                          "checks that everything runs (about a minute), measures nothing")
     ap.add_argument("--fractions", help=f"comma-separated shares of the train labels (default {DEFAULT_FRACTIONS})")

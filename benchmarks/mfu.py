@@ -38,7 +38,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # benchmarks/tokenize
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from benchmarks import _common as C  # noqa: E402
+from benchmarks import _mlm_step as M  # noqa: E402
+from benchmarks import _report  # noqa: E402
 
 TARGET = 0.5
 KINDS = [  # (kind, substrings of aten op names), first match wins
@@ -94,7 +95,7 @@ def breakdown(stepper, batches, steps: int) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    ap = C.parser(__doc__)
+    ap = M.parser(__doc__)
     ap.add_argument("--precision", choices=["32", "bf16-mixed", "both"], default="both")
     ap.add_argument("--windows", type=int, default=5, help="timed windows (median reported)")
     ap.add_argument("--steps", type=int, default=5, help="training steps per window")
@@ -106,11 +107,11 @@ def main() -> None:
 
     import torch
 
-    cfg, paths = C.start(args, "MFU of the default pretraining step")
+    cfg, paths = M.start(args, "MFU of the default pretraining step")
     p = cfg.pretrain
-    info, train, _ = C.load_blocks(cfg, paths, p.seq_len)
+    info, train, _ = M.load_blocks(cfg, paths, p.seq_len)
     total = args.warmup + args.windows * args.steps + args.profile_steps
-    batches = C.make_batches(info, train, p.batch_size, total, args.seed, p.mask_rate)
+    batches = M.make_batches(info, train, p.batch_size, total, args.seed, p.mask_rate)
     fl = [step_flops(cfg, info, b) for b in batches]
     f0 = fl[0]
     m = cfg.model
@@ -124,20 +125,25 @@ def main() -> None:
           flush=True)
 
     precisions = ["32", "bf16-mixed"] if args.precision == "both" else [args.precision]
+    out = _report.Report("mfu")
+    out.results = {"gflop_per_step_first_batch": f0["total"] / 1e9, "matmul_size": args.matmul_size,
+                   "target_mfu": TARGET, "precisions": []}
     rows, gaps = [], {}
     for prec in precisions:
         dtype = torch.bfloat16 if prec == "bf16-mixed" else torch.float32
-        s = C.build_ours(cfg, info, p.seq_len, prec, args.seed, total)
-        C.warm_up(s, batches, args.warmup)
+        s = M.build_ours(cfg, info, p.seq_len, prec, args.seed, total)
+        M.warm_up(s, batches, args.warmup)
         achieved, peaks = [], []
         for w in range(args.windows):
             i0 = s.next_batch
-            win = C.window(s, batches, args.steps)
+            win = M.window(s, batches, args.steps)
             achieved.append(sum(f["total"] for f in fl[i0:i0 + args.steps]) / win["seconds"])
             peaks.append(matmul_window(args.matmul_size, dtype, args.matmul_reps))
             print(f"  [{prec}] window {w + 1}/{args.windows}: step {achieved[-1] / 1e9:.1f} GFLOP/s, "
                   f"{args.matmul_size}^3 matmul {peaks[-1] / 1e9:.1f} GFLOP/s", flush=True)
         a, pk = statistics.median(achieved), statistics.median(peaks)
+        out.results["precisions"].append({"precision": prec, "step_flops_per_s": a, "peak_flops_per_s": pk,
+                                          "mfu": a / pk})
         rows.append([prec, f"{a / 1e9:.1f}", f"{pk / 1e9:.1f} (max {max(peaks) / 1e9:.1f})", f"{a / pk:.1%}",
                      f"{statistics.median(x / y for x, y in zip(achieved, peaks)):.1%}",
                      "met" if a / pk >= TARGET else "NOT met"])
@@ -145,14 +151,15 @@ def main() -> None:
             i0 = s.next_batch
             gaps[prec] = (breakdown(s, batches[i0:], args.profile_steps), pk, fl[i0:i0 + args.profile_steps])
 
-    print()
-    print(C.md_table(["precision", "step GFLOP/s", f"peak: {args.matmul_size}^3 matmul GFLOP/s", "MFU (medians)",
-                      "MFU (paired windows)", f"target >= {TARGET:.0%}"], rows))
+    out.table(f"MFU of the default training step ({f0['total'] / 1e9:.1f} GFLOP per step, first batch; median of "
+              f"{args.windows} windows x {args.steps} steps, each next to a {args.matmul_size}^3 matmul)",
+              ["precision", "step GFLOP/s", f"peak: {args.matmul_size}^3 matmul GFLOP/s", "MFU (medians)",
+               "MFU (paired windows)", f"target >= {TARGET:.0%}"], rows)
     for prec, (kinds, pk, prof_fl) in gaps.items():
         step_ms = sum(ms for _, ms in kinds)
-        print(f"\n[{prec}] where a step's time goes (torch.profiler self CPU time, {args.profile_steps} steps; "
-              f"step {step_ms:.0f} ms):")
-        print(C.md_table(["kind", "ms/step", "share"], [[k, f"{ms:.1f}", f"{ms / step_ms:.0%}"] for k, ms in kinds]))
+        out.table(f"[{prec}] where a step's time goes (torch.profiler self CPU time, {args.profile_steps} steps; "
+                  f"step {step_ms:.0f} ms)",
+                  ["kind", "ms/step", "share"], [[k, f"{ms:.1f}", f"{ms / step_ms:.0%}"] for k, ms in kinds])
         gemm_ms = dict(kinds).get(KINDS[0][0], 0.0)
         sdpa = KINDS[1][0] in dict(kinds)  # fp32 uses SDPA; bf16 on CPU does attention with bmm
         gemm_flops = statistics.mean(f["total"] - (f["attention"] if sdpa else 0) for f in prof_fl)
@@ -163,6 +170,8 @@ def main() -> None:
             print(f"GEMMs alone: {gemm_flops / 1e9:.1f} GFLOP ({what}) in {gemm_ms:.0f} ms = "
                   f"{rate / 1e9:.1f} GFLOP/s = {rate / pk:.0%} of the {args.matmul_size}^3 peak; the rest of "
                   f"the step ({step_ms - gemm_ms:.0f} ms) runs at 0 model FLOPs.")
+            out.results.setdefault("gemm", {})[prec] = {"gemm_flops_per_s": rate, "share_of_peak": rate / pk}
+    out.write(args.json)
 
 
 if __name__ == "__main__":

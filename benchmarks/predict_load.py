@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/predict_load.py                       # 10k and 100k rows, tiny model
     .venv/bin/python benchmarks/predict_load.py --rows 2000 20000     # smoke test
+    .venv/bin/python benchmarks/predict_load.py --model models/finetuned --rows 10000 100000 200000 \\
+        --json reports/benchmarks/predict_load.json                   # what docs/performance.md shows
     .venv/bin/python benchmarks/predict_load.py --model models/finetuned --repeats 3 --format csv
     cd my-project && python /path/to/benchmarks/predict_load.py --model models:/encoderflow@champion
 
@@ -47,6 +49,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from benchmarks import _common as C  # noqa: E402
+from benchmarks import _report  # noqa: E402
 
 MODEL_NAME = "loadtest"
 
@@ -167,17 +170,20 @@ def worker(uri: str, src: str, batch_rows: int) -> None:
     print(json.dumps({"load_s": t1 - t0, "predict_s": time.perf_counter() - t1, "rows": rows}), flush=True)
 
 
-def report(sizes: list[int], results: dict, repeats: int) -> None:
+def report(sizes: list[int], results: dict, repeats: int, uri: str) -> _report.Report:
+    """The table of medians (one column per input size) and the growth of peak RSS."""
     med = {k: {m: statistics.median(r[m] for r in v) for m in v[0] if m != "rows"} for k, v in results.items()}
-    print(f"\nmedians of {repeats} run(s) per cell; cli = whole `encoderflow predict` process, "
-          "pyfunc = predict loop only")
-    head = f"{'':22}" + "".join(f"{n:>14,}" for n in sizes)
-    print(head + "  rows")
+    rows = []
     for path in ("cli", "pyfunc"):
-        print(f"{path + ' wall s':22}" + "".join(f"{med[(n, path)]['seconds']:14.1f}" for n in sizes))
-        print(f"{path + ' texts/s':22}" + "".join(f"{n / med[(n, path)]['seconds']:14.0f}" for n in sizes))
-        print(f"{path + ' peak RSS MiB':22}" + "".join(f"{med[(n, path)]['peak_mb']:14.0f}" for n in sizes))
-    print(f"{'pyfunc load s':22}" + "".join(f"{med[(n, 'pyfunc')]['load_s']:14.1f}" for n in sizes))
+        rows.append([f"{path} wall s"] + [f"{med[(n, path)]['seconds']:.1f}" for n in sizes])
+        rows.append([f"{path} texts/s"] + [f"{n / med[(n, path)]['seconds']:,.0f}" for n in sizes])
+        rows.append([f"{path} peak RSS MiB"] + [f"{med[(n, path)]['peak_mb']:,.0f}" for n in sizes])
+    rows.append(["pyfunc load s"] + [f"{med[(n, 'pyfunc')]['load_s']:.1f}" for n in sizes])
+    out = _report.Report("predict_load")
+    out.table(f"medians of {repeats} run(s) per cell, model {uri}; cli = the whole `encoderflow predict` process, "
+              "pyfunc = the predict loop only", ["", *(f"{n:,} rows" for n in sizes)], rows)
+    out.results = {"model": uri, "repeats": repeats,
+                   "cells": [{"rows": n, "path": path, **med[(n, path)]} for (n, path) in sorted(med)]}
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         for path in ("cli", "pyfunc"):
@@ -185,6 +191,7 @@ def report(sizes: list[int], results: dict, repeats: int) -> None:
             marginal = (hi - lo) / max(b["seconds"] - a["seconds"], 1e-9)
             print(f"{path}: peak RSS x{b['peak_mb'] / a['peak_mb']:.2f} for x{hi / lo:.0f} rows "
                   f"({a['peak_mb']:.0f} -> {b['peak_mb']:.0f} MiB); marginal {marginal:.0f} texts/s")
+    return out
 
 
 def main() -> None:
@@ -199,6 +206,7 @@ def main() -> None:
                     "own choice; 1 is steadier on a shared CPU)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--worker", nargs=2, metavar=("URI", "INPUT"), help=argparse.SUPPRESS)
+    _report.add_json_option(ap)
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker[0], args.worker[1], args.batch_rows)
@@ -238,7 +246,7 @@ def main() -> None:
                 print(f"[{rep + 1}/{args.repeats}] {n:>8,} rows: cli {cli['seconds']:.1f}s "
                       f"{cli['peak_mb']:.0f} MiB | pyfunc {pyf['seconds']:.1f}s (+{pyf['load_s']:.1f}s load) "
                       f"{pyf['peak_mb']:.0f} MiB", flush=True)
-        report(args.rows, results, args.repeats)
+        report(args.rows, results, args.repeats, uri).write(args.json, threads=args.threads)
     finally:
         if args.keep:
             print(f"scratch kept: {work}")

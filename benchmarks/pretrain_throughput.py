@@ -38,6 +38,8 @@ import statistics  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import _common as C  # noqa: E402
+from benchmarks import _mlm_step as M  # noqa: E402
+from benchmarks import _report  # noqa: E402
 
 TARGET = 2.0
 
@@ -45,22 +47,22 @@ TARGET = 2.0
 def run_precision(cfg, info, train, val, precision: str, args) -> dict:
     seq, bs = args.seq_len, args.batch_size
     total = args.warmup + args.windows * args.steps  # optimizer steps per model
-    batches = C.make_batches(info, train, bs, total, args.seed, args.mask_rate)
-    val_batches = C.make_batches(info, val, bs, args.val_batches, args.seed + 1, args.mask_rate) \
+    batches = M.make_batches(info, train, bs, total, args.seed, args.mask_rate)
+    val_batches = M.make_batches(info, val, bs, args.val_batches, args.seed + 1, args.mask_rate) \
         if args.val_batches and len(val[0]) else []
-    ours = C.build_ours(cfg, info, seq, precision, args.seed, total)
-    hf = C.build_hf(cfg, info, seq, precision, args.seed, total)
+    ours = M.build_ours(cfg, info, seq, precision, args.seed, total)
+    hf = M.build_hf(cfg, info, seq, precision, args.seed, total)
     print(f"[{precision}] params: ours {C.count_params(ours.module):,} | HF {C.count_params(hf.module):,}; "
           f"{total} steps each on identical batches ({args.warmup} warm-up)", flush=True)
-    wins = C.interleaved([ours, hf], batches, args.windows, args.steps, args.warmup, f"[{precision}] ")
+    wins = M.interleaved([ours, hf], batches, args.windows, args.steps, args.warmup, f"[{precision}] ")
     out = {"precision": precision}
     for s in (ours, hf):
         ws = wins[s.name]
         tail = [x for w in ws[-args.loss_windows:] for x in w["losses"]]
-        out[s.name] = {"tok_s": C.median_rate(ws), "first_loss": statistics.mean(ws[0]["losses"]),
+        out[s.name] = {"tok_s": M.median_rate(ws), "first_loss": statistics.mean(ws[0]["losses"]),
                        "final_loss": statistics.mean(tail),
                        "val_loss": s.evaluate(val_batches) if val_batches else None}
-    paired = [C.tok_per_s(a) / C.tok_per_s(b) for a, b in zip(wins[ours.name], wins[hf.name])]
+    paired = [M.tok_per_s(a) / M.tok_per_s(b) for a, b in zip(wins[ours.name], wins[hf.name])]
     out["ratio"] = out[ours.name]["tok_s"] / out[hf.name]["tok_s"]
     out["paired_ratio"] = statistics.median(paired)
     out["names"] = (ours.name, hf.name)
@@ -68,7 +70,7 @@ def run_precision(cfg, info, train, val, precision: str, args) -> dict:
 
 
 def main() -> None:
-    ap = C.parser(__doc__)
+    ap = M.parser(__doc__)
     ap.add_argument("--precision", choices=["32", "bf16-mixed", "both"], default="both")
     ap.add_argument("--batch-size", type=int, help="default: pretrain.batch_size")
     ap.add_argument("--seq-len", type=int, help="default: pretrain.seq_len")
@@ -80,12 +82,12 @@ def main() -> None:
     ap.add_argument("--val-batches", type=int, default=4, help="fixed val batches for the end-of-run loss")
     args = ap.parse_args()
 
-    cfg, paths = C.start(args, "pretrain step throughput: encoderflow vs HF BertForMaskedLM")
+    cfg, paths = M.start(args, "pretrain step throughput: encoderflow vs HF BertForMaskedLM")
     p, m = cfg.pretrain, cfg.model
     args.batch_size = args.batch_size or p.batch_size
     args.seq_len = args.seq_len or p.seq_len
     args.mask_rate = args.mask_rate or p.mask_rate
-    info, train, val = C.load_blocks(cfg, paths, args.seq_len)
+    info, train, val = M.load_blocks(cfg, paths, args.seq_len)
     print(f"data: {paths.tokenized} packed into {len(train[0]):,} blocks of {args.seq_len} "
           f"({np.asarray(train[1]).mean():.2%} real tokens); tokenizer {paths.tokenizer} (vocab {info['vocab_size']})")
     print(f"model: {m.family} layers={m.num_layers} hidden={m.hidden_size} heads={m.num_heads} ffn={m.ffn_size} "
@@ -97,6 +99,7 @@ def main() -> None:
     precisions = ["32", "bf16-mixed"] if args.precision == "both" else [args.precision]
     results = [run_precision(cfg, info, train, val, prec, args) for prec in precisions]
 
+    out = _report.Report("pretrain_throughput")
     ours_name, hf_name = results[0]["names"]
     rows = []
     for r in results:
@@ -107,14 +110,21 @@ def main() -> None:
                      f"{r['paired_ratio']:.2f}x", f"{o['final_loss']:.3f} / {h['final_loss']:.3f}",
                      f"{val_o} / {val_h}", "met" if r["ratio"] >= TARGET else "NOT met"])
     total = args.warmup + args.windows * args.steps
-    print()
-    print(C.md_table(["precision", "ours real tok/s", "HF real tok/s", "ratio (medians)",
-                      "ratio (paired windows)", f"train MLM loss, last {args.loss_windows} windows (ours / HF)",
-                      "val MLM loss (ours / HF)", f"target >= {TARGET}x"], rows))
+    out.table(f"real tokens/s of one training step, encoderflow vs HF BertForMaskedLM (batch {args.batch_size} x "
+              f"seq {args.seq_len}, median of {args.windows} windows x {args.steps} steps; losses after {total} "
+              "steps on identical batches)",
+              ["precision", "ours real tok/s", "HF real tok/s", "ratio (medians)",
+               "ratio (paired windows)", f"train MLM loss, last {args.loss_windows} windows (ours / HF)",
+               "val MLM loss (ours / HF)", f"target >= {TARGET}x"], rows)
+    out.results = {"batch_size": args.batch_size, "seq_len": args.seq_len, "mask_rate": args.mask_rate,
+                   "windows": args.windows, "steps": args.steps, "warmup": args.warmup, "target_ratio": TARGET,
+                   "precisions": [{"precision": r["precision"], "ratio": r["ratio"], "paired_ratio": r["paired_ratio"],
+                                   "ours": r[ours_name], "hf": r[hf_name]} for r in results]}
     print(f"\nlosses after {total} steps = {total * args.batch_size * args.seq_len:,} positions on identical "
           f"batches from seed {args.seed}; first-window train loss: " + "; ".join(
               f"{r['precision']} ours {r[ours_name]['first_loss']:.3f} HF {r[hf_name]['first_loss']:.3f}"
               for r in results))
+    out.write(args.json)
 
 
 if __name__ == "__main__":

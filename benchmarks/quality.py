@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/quality.py --smoke --threads 1    # tiny synthetic project + tiny teacher, ~2 min
     .venv/bin/python benchmarks/quality.py --pipeline             # the default recipe through `encoderflow run`
     .venv/bin/python benchmarks/quality.py --pipeline --project . # just read an already-run project
+    .venv/bin/python benchmarks/quality.py --project . --json reports/benchmarks/quality.json   # for the docs
 
 Frontier (the default). One workspace (benchmarks/_students.py): without --project a
 scratch project of the built-in sample (pipeline_overhead.make_sample_project) where
@@ -48,7 +49,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 from benchmarks import _common as C  # noqa: E402
+from benchmarks import _report  # noqa: E402
+from benchmarks import _shapes  # noqa: E402
 from benchmarks import _students as S  # noqa: E402
+from benchmarks import _workspace as W  # noqa: E402
 
 DEFAULT_SHAPES = "d128x2,d256x2,d256x4"
 SMOKE_SHAPES = "d16x1,d32x1,d32x2"
@@ -75,15 +79,11 @@ def run_pipeline(root: Path, overrides: list[str]) -> float:
     return wall
 
 
-def table(metrics: dict) -> list[str]:
-    lines = ["| | accuracy | 95% CI | macro-F1 |", "|---|---|---|---|"]
-    for name, key in ROWS:
-        if f"{key}.accuracy" not in metrics:
-            continue
-        lines.append(f"| {name} | {metrics[f'{key}.accuracy']:.4f} | "
-                     f"{metrics[f'{key}.accuracy_ci_low']:.4f}–{metrics[f'{key}.accuracy_ci_high']:.4f} | "
-                     f"{metrics[f'{key}.macro_f1']:.4f} |")
-    return lines
+def table(metrics: dict) -> list[list[str]]:
+    """Rows of the model and its baselines: name, accuracy, 95% CI, macro-F1."""
+    return [[name, f"{metrics[f'{key}.accuracy']:.4f}",
+             f"{metrics[f'{key}.accuracy_ci_low']:.4f}–{metrics[f'{key}.accuracy_ci_high']:.4f}",
+             f"{metrics[f'{key}.macro_f1']:.4f}"] for name, key in ROWS if f"{key}.accuracy" in metrics]
 
 
 def verdicts(metrics: dict, wall: float | None) -> list[str]:
@@ -116,12 +116,16 @@ def pipeline(args) -> None:
     if not path.is_file():
         raise SystemExit(f"{path}: not found (run the pipeline first)")
     metrics = json.loads(path.read_text())
-    print("\n".join(["", *table(metrics), "", *verdicts(metrics, wall)]))
+    out = _report.Report("quality_pipeline")
+    out.table(f"the default recipe vs its baselines ({path})", ["", "accuracy", "95% CI", "macro-F1"], table(metrics))
+    print("\n".join(["", *verdicts(metrics, wall)]))
+    out.results = {"metrics": metrics, "wall_s": wall}
     speed = root / "reports" / "speed.json"  # evaluate's timings (not byte-reproducible)
     if speed.is_file():
         from flows.summary import speed_line
 
         print("speed: " + speed_line(json.loads(speed.read_text())))
+    out.write(args.json)
     if args.project is None and not args.keep:
         shutil.rmtree(root.parent, ignore_errors=True)
     elif args.project is None:
@@ -147,10 +151,11 @@ def on_frontier(points: dict[str, tuple[float, float]]) -> set[str]:
 
 def frontier(args) -> None:
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.distill]
-    shapes = [S.parse_shape(s) for s in (args.shapes or (SMOKE_SHAPES if args.smoke else DEFAULT_SHAPES)).split(",")]
-    S.set_threads(args.threads)
+    spec = args.shapes or (SMOKE_SHAPES if args.smoke else DEFAULT_SHAPES)
+    shapes = [_shapes.parse_shape(s) for s in spec.split(",")]
+    C.set_threads(args.threads)
     C.header("student frontier: accuracy and served speed vs the teacher")
-    ws = S.open_workspace(args, need_teacher=True)
+    ws = W.open_workspace(args, need_teacher=True)
     try:
         measure(ws, args, shapes, modes)
     finally:
@@ -205,7 +210,7 @@ def measure(ws, args, shapes, modes) -> None:
                 scored[label] = score(clf.predict_proba(test_x))
                 by_shape.setdefault(shape.name, clf)
                 students.append({"name": label, "shape": shape.name, "distill": distill, "init": init,
-                                 "params": S.count_params(clf.net)})
+                                 "params": C.count_params(clf.net)})
 
     texts = list(test_x[:MAX_TEXTS])
     fns = {k: (lambda t, b, c=c: c.predict_proba(t, b)) for k, c in by_shape.items()}
@@ -235,26 +240,31 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
                      "—" if not t_tps else f"{speed / t_tps:.1f}×", "✓" if s["name"] in best else ""])
     if teacher is not None:
         rows.append([f"teacher ({Path(str(teacher.meta.get('init', 'models/teacher'))).name})",
-                     f"{S.count_params(teacher.net) / 1e6:.2f}", "—", f"{t_acc:.4f}", f"{nb:.4f}",
+                     f"{C.count_params(teacher.net) / 1e6:.2f}", "—", f"{t_acc:.4f}", f"{nb:.4f}",
                      f"{t_acc:.4f}", f"{t_tps:,.0f}", f"{t_tps:,.0f}", "1.0×", "✓" if "teacher" in best else ""])
     n_test = int(next(iter(scored.values()))["n"])
     ft = base.finetune
-    print(f"\n## Student frontier ({n_test} test texts; pretraining {steps} steps per shape; fine-tuning "
-          f"max {args.epochs or ft.max_epochs} epochs, lr {ft.lr:g}, distill alpha {ft.distill.alpha:g}, "
-          f"T {ft.distill.temperature:g}, loss {ft.distill.loss}; speed: {n_timed} test texts, batch 64, "
-          f"{args.rounds} rounds, torch threads {_threads()})\n")
-    print(C.md_table(["shape", "params (M)", "distill", "test accuracy", "NB-LR accuracy", "teacher accuracy",
-                      "student texts/s", "teacher texts/s", "× teacher", "frontier"], rows))
+    out = _report.Report("quality")
+    out.table(f"Student frontier ({n_test} test texts; pretraining {steps} steps per shape; fine-tuning "
+              f"max {args.epochs or ft.max_epochs} epochs, lr {ft.lr:g}, distill alpha {ft.distill.alpha:g}, "
+              f"T {ft.distill.temperature:g}, loss {ft.distill.loss}; speed: {n_timed} test texts, batch 64, "
+              f"{args.rounds} rounds, torch threads {_threads()})",
+              ["shape", "params (M)", "distill", "test accuracy", "NB-LR accuracy", "teacher accuracy",
+               "student texts/s", "teacher texts/s", "× teacher", "frontier"], rows)
 
     names = [s["name"] for s in students] + (["teacher"] if teacher is not None else []) + \
         ["baseline.tfidf_lr", "baseline.nbsvm", "baseline.majority"]
     pretty = {"baseline.tfidf_lr": "TF-IDF + LR", "baseline.nbsvm": "NB-LR (bigrams)",
               "baseline.majority": "majority class"}
-    print("\n## All models on the test split\n")
-    print(C.md_table(["model", "accuracy", "95% CI", "macro-F1"],
-                     [[pretty.get(k, k), f"{scored[k]['accuracy']:.4f}",
-                       f"{scored[k]['accuracy_ci_low']:.4f}–{scored[k]['accuracy_ci_high']:.4f}",
-                       f"{scored[k]['macro_f1']:.4f}"] for k in names]))
+    out.table("All models on the test split", ["model", "accuracy", "95% CI", "macro-F1"],
+              [[pretty.get(k, k), f"{scored[k]['accuracy']:.4f}",
+                f"{scored[k]['accuracy_ci_low']:.4f}–{scored[k]['accuracy_ci_high']:.4f}",
+                f"{scored[k]['macro_f1']:.4f}"] for k in names])
+    out.results = {"n_test": n_test, "pretrain_steps": steps, "rounds": args.rounds, "n_timed": n_timed,
+                   "texts_per_s": tps, "frontier": sorted(best),
+                   "students": [{**s, "accuracy": points[s["name"]][0], "texts_per_s": points[s["name"]][1]}
+                                for s in students],
+                   "scored": {k: {m: v for m, v in scored[k].items() if isinstance(v, (int, float))} for k in names}}
 
     tf = scored["baseline.tfidf_lr"]["accuracy"]
     print()
@@ -275,6 +285,8 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
                      f"(Q4, within {Q4_POINTS:g} points and >= {Q4_SPEED:g}×: {'met' if q4 else 'NOT met'})")
         print(line)
     print("\ntime (s): " + ", ".join(f"{k} {v:.0f}" for k, v in {**ws.stage_seconds, **timings}.items()))
+    out.results["seconds"] = {**ws.stage_seconds, **timings}
+    out.write(args.json, threads=_threads())
 
 
 def _threads() -> int:
@@ -287,7 +299,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[1:]))
-    S.add_workspace_args(ap, "tiny synthetic CSV project with a tiny BERT teacher and tiny shapes "
+    W.add_workspace_args(ap, "tiny synthetic CSV project with a tiny BERT teacher and tiny shapes "
                          f"({SMOKE_SHAPES}): checks that everything runs, measures nothing")
     ap.add_argument("--shapes", help=f"comma-separated student shapes (default {DEFAULT_SHAPES})")
     ap.add_argument("--steps", type=int, help="pretraining steps per shape (default: params.yaml's "

@@ -23,7 +23,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # benchmarks/tokenize
 
 import statistics  # noqa: E402
 
-from benchmarks import _common as C  # noqa: E402
+from benchmarks import _mlm_step as M  # noqa: E402
+from benchmarks import _report  # noqa: E402
 
 
 def ints(text: str) -> list[int]:
@@ -31,7 +32,7 @@ def ints(text: str) -> list[int]:
 
 
 def main() -> None:
-    ap = C.parser(__doc__)
+    ap = M.parser(__doc__)
     ap.add_argument("--batch-sizes", type=ints, default=[8, 32, 64], help="comma list (default 8,32,64)")
     ap.add_argument("--seq-lens", type=ints, default=[64, 128, 256], help="comma list (default 64,128,256)")
     ap.add_argument("--thread-counts", type=ints, default=[1, 2], help="comma list (default 1,2)")
@@ -46,7 +47,7 @@ def main() -> None:
 
     from components.model.precision import resolve_precision
 
-    cfg, paths = C.start(args, "pretraining throughput by batch size, sequence length and threads")
+    cfg, paths = M.start(args, "pretraining throughput by batch size, sequence length and threads")
     p, m = cfg.pretrain, cfg.model
     precision = resolve_precision(args.precision or p.precision, p.accelerator)
     print(f"model: {m.family} layers={m.num_layers} hidden={m.hidden_size} heads={m.num_heads} ffn={m.ffn_size} "
@@ -56,29 +57,33 @@ def main() -> None:
     per_cell = args.warmup * len(args.thread_counts) + args.windows * args.steps * len(args.thread_counts)
     results = {}  # (threads, batch, seq) -> (tok/s, ms/step)
     for seq in args.seq_lens:
-        info, train, _ = C.load_blocks(cfg, paths, seq)
+        info, train, _ = M.load_blocks(cfg, paths, seq)
         for bs in args.batch_sizes:
-            batches = C.make_batches(info, train, bs, per_cell, args.seed, p.mask_rate)
-            s = C.build_ours(cfg, info, seq, precision, args.seed, per_cell)
+            batches = M.make_batches(info, train, bs, per_cell, args.seed, p.mask_rate)
+            s = M.build_ours(cfg, info, seq, precision, args.seed, per_cell)
             for th in args.thread_counts:
                 torch.set_num_threads(th)
-                C.warm_up(s, batches, args.warmup)
+                M.warm_up(s, batches, args.warmup)
             wins = {th: [] for th in args.thread_counts}
             for _ in range(args.windows):
                 for th in args.thread_counts:
                     torch.set_num_threads(th)
-                    wins[th].append(C.window(s, batches, args.steps))
+                    wins[th].append(M.window(s, batches, args.steps))
             for th, ws in wins.items():
                 ms = statistics.median(w["seconds"] / args.steps for w in ws) * 1e3
-                results[(th, bs, seq)] = (C.median_rate(ws), ms)
+                results[(th, bs, seq)] = (M.median_rate(ws), ms)
             print(f"  batch {bs:3d} x seq {seq:3d}: " + "  ".join(
                 f"{th} thread(s) {results[(th, bs, seq)][0]:,.0f} tok/s" for th in args.thread_counts), flush=True)
 
-    print(f"\nreal tokens/s (ms per optimizer step), {precision}, median of {args.windows} windows:\n")
+    out = _report.Report("scaling")
     head = ["threads", "batch"] + [f"seq {s}" for s in args.seq_lens]
     rows = [[th, bs] + [f"{results[(th, bs, s)][0]:,.0f} ({results[(th, bs, s)][1]:.0f} ms)" for s in args.seq_lens]
             for th in args.thread_counts for bs in args.batch_sizes]
-    print(C.md_table(head, rows))
+    out.table(f"real tokens/s (ms per optimizer step), {precision}, median of {args.windows} windows", head, rows)
+    out.results = {"precision": precision, "windows": args.windows, "steps": args.steps,
+                   "cells": [{"threads": th, "batch_size": bs, "seq_len": seq, "tokens_per_s": tps, "ms_per_step": ms}
+                             for (th, bs, seq), (tps, ms) in sorted(results.items())]}
+    out.write(args.json, threads=max(args.thread_counts))
 
 
 if __name__ == "__main__":

