@@ -13,7 +13,7 @@ ENCODERFLOW_CHROMIUM ?= /usr/bin/chromium
 export ENCODERFLOW_CHROMIUM
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test browser lock clean-outputs
+.PHONY: setup run test browser lock clean-outputs docs docs-render
 
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +63,15 @@ lock:
 	    --no-emit-find-links $(LOCK_ARGS) -o $(LOCK) pyproject.toml
 	sed -i -E 's/^(torch==[^+ ]+)\+[A-Za-z0-9.]+$$/\1/' $(LOCK)
 	@! grep -iE '^nvidia-' $(LOCK) || { echo "$(LOCK) pins nvidia-* packages: the CUDA torch was locked" >&2; exit 1; }
+
+# The docs site (mkdocs.yml, docs/): served on http://127.0.0.1:8000, reloading on edits.
+# docs-render rewrites the rendered blocks of README.md and docs/*.md from reports/*.json and
+# reports/benchmarks/*.json (python docs/render.py --help).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+docs-render: setup
+	$(PY) docs/render.py
 
 clean-outputs:
 	rm -rf data/prepared data/tokenized models reports checkpoints
