@@ -131,6 +131,14 @@ class TeacherConfig:
     augment_copies: int = _f(3, ge=0)  # augmented copies of each train + unlabeled text
     label_batch_size: int = _f(128, ge=1)  # inference batch for labelling the transfer set
     max_length: int = _f(128, ge=8)
+    # Stop before any training when the checkpoint's tokenizer maps more than this share of the
+    # data's tokens to its unknown token (a language it does not know); 1 = never stop.
+    max_unk_rate: float = _f(0.25, ge=0, le=1)
+    # The checkpoint's label-free outputs, made whether or not `enabled`: model2vec static
+    # embeddings (PCA to static_dims: the static student's start and evaluate's model2vec
+    # baseline) and the base sentence vector of every transfer text (pretrain.vector_weight).
+    base: bool = True
+    static_dims: int = _f(256, ge=8)
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,10 @@ class TokenizeConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: Literal["transformer", "lstm", "cnn"] = "transformer"
+    # static: model2vec-initialised token embeddings + mean pooling + an MLP of ffn_size (no
+    # MLM pretraining; needs teacher.base). The default run trains a static student anyway,
+    # beside this one: finetune.static.
+    family: Literal["transformer", "lstm", "cnn", "static"] = "transformer"
     hidden_size: int = _f(256, ge=8)
     num_layers: int = _f(2, ge=1)
     num_heads: int = _f(4, ge=1)
@@ -194,6 +205,15 @@ class PretrainConfig:
     # "ddp" (Lightning's DDP: on CPU over gloo, on GPUs over nccl) is required when
     # devices * num_nodes > 1; "auto" is the single-process default.
     strategy: Literal["auto", "ddp"] = "auto"
+    # General distillation: + vector_weight * (1 - cos(W pool(student(text)), t)) per step, over a
+    # second stream of vector_batch_size whole texts (train, unlabeled and augmented) with t the
+    # teacher's BASE sentence vector (data/teacher/base.parquet; needs teacher.base). 0 = MLM only.
+    vector_weight: float = _f(1.0, ge=0)
+    vector_batch_size: int = _f(32, ge=1)
+    # The token embeddings' start: "random", or "model2vec": each of our tokens gets the
+    # direction of its spelling in the teacher's model2vec table (models/model2vec; needs
+    # teacher.base and teacher.static_dims == model.hidden_size), unmatched tokens stay random.
+    embeddings: Literal["random", "model2vec"] = "random"
 
     def __post_init__(self):
         if self.devices * self.num_nodes > 1 and self.strategy != "ddp":
@@ -237,6 +257,23 @@ class BiEncoderConfig:
 
 
 @dataclass(frozen=True)
+class StaticStudentConfig:
+    """The second student of the default run (model.family static, models/finetuned_static,
+    registered as <register.model_name>-static): model2vec's static embeddings of the teacher
+    checkpoint (teacher.base), mean pooling, an MLP of mlp_size, a linear head; trained by
+    finetune with the same transfer set and distillation loss (finetune.distill) as the main
+    student. Embeddings train at emb_lr, the rest at lr. Skipped (one line) when model.family
+    is static itself: the main student is then the static one."""
+    enabled: bool = True
+    mlp_size: int = _f(512, ge=0)  # 0 = a linear head on the pooled embedding
+    max_epochs: int = _f(4, ge=1)
+    batch_size: int = _f(64, ge=1)
+    lr: float = _f(2e-3, gt=0)
+    emb_lr: float = _f(2e-3, gt=0)
+    dropout: float = _f(0.1, ge=0, lt=1)
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     # "pretrained" (models/pretrained), "random", or a local HF checkpoint folder.
     init: str = "pretrained"
@@ -258,6 +295,7 @@ class FinetuneConfig:
     # with its gold label. With distillation the teacher stage augments (teacher.augment_copies).
     augment_copies: int = _f(0, ge=0)
     bi_encoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
+    static: StaticStudentConfig = field(default_factory=StaticStudentConfig)
 
     def __post_init__(self):
         if self.distill.enabled and self.augment_copies:
@@ -278,11 +316,11 @@ class RegisterConfig:
     model_name: str = "encoderflow"
     min_gain: float = _f(0.005, ge=0, le=1)
     floor_accuracy: float = _f(0.0, ge=0, le=1)
-    floor_vs_tfidf: bool = True
+    floor_vs_baselines: bool = True  # >= TF-IDF+LR, NB-LR and model2vec (whichever the run scored)
     # Paired bootstrap resamples for the gate's 95% CI of the accuracy gain.
     bootstrap_samples: int = _f(1000, ge=100)
     # The gate's metric: "" = the task's primary one (single_label: accuracy; multi_label:
-    # macro_f1). floor_accuracy and floor_vs_tfidf then apply to this metric. pair with
+    # macro_f1). floor_accuracy and floor_vs_baselines then apply to this metric. pair with
     # finetune.bi_encoder.enabled may name recall_at_10 (the bi-encoder's retrieval; the TF-IDF
     # floor is then the TF-IDF cosine baseline's).
     metric: str = ""
@@ -305,6 +343,17 @@ class Params:
         if self.finetune.distill.enabled and not self.teacher.enabled:
             raise ConfigError("finetune.distill.enabled: expected false while teacher.enabled is false "
                               "(there is no teacher to distill from), got true")
+        if self.pretrain.embeddings == "model2vec" and not self.teacher.base:
+            raise ConfigError("pretrain.embeddings: model2vec needs teacher.base: true (the model2vec table), "
+                              "got teacher.base false")
+        if self.pretrain.vector_weight > 0 and not self.teacher.base:
+            raise ConfigError(f"pretrain.vector_weight: expected 0 while teacher.base is false (no teacher "
+                              f"vectors to distil), got {self.pretrain.vector_weight}")
+        for key, on in (("finetune.static.enabled", self.finetune.static.enabled),
+                        ("model.family", self.model.family == "static")):
+            if on and not self.teacher.base:
+                raise ConfigError(f"{key}: a static student starts from teacher.base's model2vec embeddings; "
+                                  f"expected teacher.base: true, got false")
         task = self.ingest.task  # distill with another task: finetune trains on gold (train_set.build)
         if task == "pair" and self.finetune.augment_copies:
             raise ConfigError("finetune.augment_copies: expected 0 while ingest.task is pair "

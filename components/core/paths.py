@@ -69,6 +69,16 @@ class Paths:
         """The transfer set: text, probabilities, source, label (components/data/transfer.py)."""
         return self.root / "data" / "teacher" / "transfer.parquet"
 
+    @property
+    def teacher_base(self) -> Path:
+        """The checkpoint's base sentence vector per text: text, vector (model/teacher_base.py)."""
+        return self.root / "data" / "teacher" / "base.parquet"
+
+    @property
+    def model2vec(self) -> Path:
+        """model2vec's static embeddings of the teacher checkpoint (teacher.base)."""
+        return self.root / "models" / "model2vec"
+
     # model stages
     @property
     def pretrained(self) -> Path:
@@ -77,6 +87,16 @@ class Paths:
     @property
     def finetuned(self) -> Path:
         return self.root / "models" / "finetuned"
+
+    @property
+    def finetuned_static(self) -> Path:
+        """The static student (finetune.static), a TextClassifier folder like models/finetuned."""
+        return self.root / "models" / "finetuned_static"
+
+    @property
+    def baseline(self) -> Path:
+        """evaluate's best registrable bag-of-words baseline (model/bow.py), for <name>-baseline."""
+        return self.root / "models" / "baseline"
 
     @property
     def checkpoints(self) -> Path:

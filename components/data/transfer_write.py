@@ -103,3 +103,25 @@ def write(path: Path, rows: TransferTexts | None, probs: np.ndarray | None = Non
              pa.array(rows.sources, pa.string()), pa.array(rows.labels, pa.int64()), vec],
             schema=schema())
     pq.write_table(table, str(path))
+
+
+def vectors_schema():
+    import pyarrow as pa
+
+    return pa.schema([("text", pa.string()), ("vector", pa.list_(pa.float32()))])
+
+
+def write_vectors(path: Path, texts: list[str] | None, vectors: np.ndarray | None) -> None:
+    """data/teacher/base.parquet: text string, vector list<float32> (0 rows when `texts` is None).
+    The same texts and values give the same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if texts is None:
+        table = vectors_schema().empty_table()
+    else:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # [N, D]
+        if vectors.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} texts but {vectors.shape[0]} vector rows")
+        table = pa.Table.from_arrays([pa.array(texts, pa.string()), _rows_of(vectors)], schema=vectors_schema())
+    pq.write_table(table, str(path))

@@ -7,6 +7,10 @@
   function of (seed, b): its rows come from a seeded per-epoch permutation and its masking
   from a generator seeded with (seed, b). Resuming at optimizer step s therefore restarts
   exactly at micro-batch s * grad_accum, with the same rows and masks as an uninterrupted run.
+- Whole texts (pretrain.vector_weight > 0, `TextStream`): each micro-batch also carries
+  `text_ids` / `text_mask` [B2, T2] and `text_vector` [B2, D]: B2 whole texts (not packed)
+  and the teacher's base sentence vector of each, drawn like the blocks: a pure function
+  of (seed, b), so resuming and DDP see the same rows as one unbroken process.
 - Several processes (DDP, world = devices * num_nodes): optimizer step s is made of the
   world * grad_accum global micro-batches [s * G, (s + 1) * G), G = world * grad_accum;
   rank r takes numbers k * world + r. An epoch then holds whole steps only, so the blocks
@@ -76,6 +80,40 @@ def micro_per_epoch(n_blocks: int, batch_size: int, world: int = 1, accum: int =
     return n_blocks // (batch_size * group) * group
 
 
+class TextStream:
+    """Whole texts with a target vector each, for the vector term of pretraining.
+
+    seqs: token ids per text ([CLS] .. [SEP], truncated to seq_len, at least one token);
+    vectors [N, D] float32. `batch(b)` is micro-batch b's rows: slice b % per_epoch of a seeded
+    per-epoch permutation, right-padded to their longest row.
+
+    >>> s = TextStream([[2, 5, 3], [2, 3]], np.ones((2, 4), np.float32), batch_size=2, seed=0, pad_id=0)
+    >>> b = s.batch(0); b["text_ids"].shape, b["text_mask"].sum().item(), b["text_vector"].shape
+    (torch.Size([2, 3]), 5, torch.Size([2, 4]))
+    """
+
+    def __init__(self, seqs: list, vectors: np.ndarray, batch_size: int, seed: int, pad_id: int):
+        if len(seqs) != len(vectors) or not len(seqs):
+            raise ValueError(f"TextStream: {len(seqs)} texts and {len(vectors)} vectors (need the same, > 0)")
+        self.seqs, self.vectors = seqs, np.asarray(vectors, dtype=np.float32)
+        self.batch_size, self.seed, self.pad_id = min(batch_size, len(seqs)), seed, pad_id
+        self.per_epoch = len(seqs) // self.batch_size
+        self._perm: tuple[int | None, np.ndarray | None] = (None, None)
+
+    def batch(self, b: int) -> dict:
+        epoch, j = divmod(b, self.per_epoch)
+        if self._perm[0] != epoch:
+            self._perm = (epoch, torch.randperm(len(self.seqs), generator=_gen(self.seed, 4, epoch)).numpy())
+        rows = self._perm[1][j * self.batch_size:(j + 1) * self.batch_size]
+        width = max(len(self.seqs[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # [B2, T2]
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, :len(self.seqs[r])] = torch.as_tensor(self.seqs[r], dtype=torch.long)
+            mask[i, :len(self.seqs[r])] = True
+        return {"text_ids": ids, "text_mask": mask, "text_vector": torch.from_numpy(self.vectors[rows])}
+
+
 class MLMBatches(torch.utils.data.IterableDataset):
     """Endless masked micro-batches; yields dicts input_ids / attention_mask / labels [B, T].
 
@@ -87,8 +125,9 @@ class MLMBatches(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, ids, attn, batch_size: int, seed: int, masking: dict,
-                 start: Callable[[], int] = lambda: 0, rank: int = 0, world: int = 1, accum: int = 1):
-        self.ids, self.attn = ids, attn
+                 start: Callable[[], int] = lambda: 0, rank: int = 0, world: int = 1, accum: int = 1,
+                 texts: TextStream | None = None):
+        self.ids, self.attn, self.texts = ids, attn, texts
         self.batch_size, self.seed, self.masking = batch_size, seed, masking
         self.start, self.rank, self.world = start, rank, world
         self.per_epoch = micro_per_epoch(len(ids), batch_size, world, accum)
@@ -109,7 +148,8 @@ class MLMBatches(torch.utils.data.IterableDataset):
         rows = self.rows(b)
         ids, attn = torch.as_tensor(self.ids[rows]), torch.as_tensor(self.attn[rows])  # [B, T]
         inputs, labels = mask_tokens(ids, attn, _gen(self.seed, 2, b), **self.masking)
-        return {"input_ids": inputs, "attention_mask": attn, "labels": labels}
+        out = {"input_ids": inputs, "attention_mask": attn, "labels": labels}
+        return out if self.texts is None else {**out, **self.texts.batch(b)}
 
     def __iter__(self):
         k = self.start()
@@ -129,7 +169,7 @@ def val_batches(ids: np.ndarray, attn: np.ndarray, batch_size: int, seed: int, m
 
 
 def make_datamodule(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-                    batch_size: int, seed: int, masking: dict, accum: int):
+                    batch_size: int, seed: int, masking: dict, accum: int, texts: TextStream | None = None):
     """A LightningDataModule over packed blocks. The train loader resumes at
     trainer.global_step * accum micro-batches (read when iteration starts)."""
     import pytorch_lightning as pl
@@ -139,7 +179,7 @@ def make_datamodule(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray,
             trainer = self.trainer
             ds = MLMBatches(*train, batch_size, seed, masking,
                             start=lambda: trainer.global_step * accum,
-                            rank=trainer.global_rank, world=trainer.world_size, accum=accum)
+                            rank=trainer.global_rank, world=trainer.world_size, accum=accum, texts=texts)
             return torch.utils.data.DataLoader(ds, batch_size=None)
 
         def val_dataloader(self):

@@ -1,9 +1,11 @@
-"""The non-transformer encoder bodies: bidirectional LSTM and multi-width CNN.
+"""The non-transformer encoder bodies: bidirectional LSTM, multi-width CNN and static embeddings.
 
 Same contract as TransformerBody in encoder.py: `forward(input_ids [B, T],
 mask [B, T] bool) -> states [B, T, H]`, an `embeddings` module (group 0) with
 a `.tok` nn.Embedding, and `layer_groups()` bottom to top (num_layers + 1).
 Neither family needs position embeddings (recurrence / convolution see order).
+The static body (`StaticBody`) has no context at all: a token's state is its embedding
+(model2vec-style; Encoder adds the MLP over the pooled vector, see encoder.py).
 """
 
 from __future__ import annotations
@@ -96,3 +98,20 @@ class CNNBody(nn.Module):
         groups = [self.embeddings, *self.layers]
         groups[-1] = nn.ModuleList([self.layers[-1], self.ln_f])
         return groups
+
+
+class StaticBody(nn.Module):
+    """Static token embeddings: state[b, t] = E[ids[b, t]] (zero at pads), no positions and no
+    mixing between tokens, so a text's mean-pooled vector is the mean of its tokens' rows
+    (what model2vec serves). E usually starts from model2vec's distillation of the teacher
+    checkpoint (`load_static_embeddings`). One layer group: the embeddings."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.embeddings = TokenEmbeddings(cfg)
+
+    def forward(self, input_ids, mask):
+        return self.embeddings(input_ids) * mask[:, :, None]  # [B, T, H]
+
+    def layer_groups(self):
+        return [self.embeddings]

@@ -81,12 +81,13 @@ def _labels_of(config: dict) -> list[str] | None:
     return [by_id.get(i, "?") for i in range(max(by_id) + 1)]
 
 
-def vet(folder: Path, labels: list[str], labels_where: str):
+def vet(folder: Path, labels: list[str] | None, labels_where: str):
     """Check `folder` against the data; returns its fast tokenizer (tokenizers.Tokenizer).
 
     - config.json must exist (a save_pretrained folder);
     - tokenizer.json must exist: the teacher's tokens are what TextClassifier serves;
-    - a config whose id2label is not the LABEL_i placeholder must name the data's labels, in order.
+    - a config whose id2label is not the LABEL_i placeholder must name the data's labels, in order
+      (not checked with `labels` None: the base checkpoint is used without its head).
     """
     from tokenizers import Tokenizer
 
@@ -104,7 +105,7 @@ def vet(folder: Path, labels: list[str], labels_where: str):
     tok.no_padding()  # some shipped tokenizer.json files pad or truncate to a fixed length
     tok.no_truncation()
     theirs = _labels_of(config if isinstance(config, dict) else {})
-    if theirs is not None and theirs != labels:
+    if labels is not None and theirs is not None and theirs != labels:
         raise DataError(f"{config_path}: the checkpoint's labels {theirs} differ from {labels_where} "
                         f"{labels}")
     return tok

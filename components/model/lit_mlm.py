@@ -3,6 +3,11 @@
 The encoder stays a plain nn.Module (encoder.py); this module owns the MLM head, the
 sparse loss, AdamW + warmup/decay (optim.py), and the per-step curve (step, loss, lr) that is kept
 inside checkpoints so a resumed run still reports its whole history.
+
+General distillation (`vector_weight` > 0, batches with text_ids / text_mask / text_vector from
+data.TextStream): loss = MLM + vector_weight * (1 - cos(W pool(encoder(text)), t)), where t is
+the teacher's base sentence vector of the whole text and W a training-only linear map
+(`vector_head`, not exported with the encoder). The curve's loss column stays the MLM loss.
 """
 
 from __future__ import annotations
@@ -12,18 +17,32 @@ import time
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from components.model.data import IGNORE
 from components.model.encoder import EncoderConfig, MLMHead, build_encoder
 from components.model.optim import lr_lambda, param_groups
 
 
+def vector_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of 1 - cos(student_b, teacher_b); student, teacher [B, D].
+
+    >>> v = torch.tensor([[1.0, 2.0], [0.0, -3.0]])
+    >>> round(vector_loss(2 * v, v).item(), 6), round(vector_loss(-v, v).item(), 6)
+    (0.0, 2.0)
+    """
+    return (1.0 - F.cosine_similarity(student.float(), teacher.float(), dim=-1)).mean()
+
+
 class LitMLM(pl.LightningModule):
     def __init__(self, enc_cfg: EncoderConfig, lr: float, beta2: float, weight_decay: float,
-                 max_steps: int, warmup_fraction: float, schedule: str, seed: int = 0):
+                 max_steps: int, warmup_fraction: float, schedule: str, seed: int = 0,
+                 vector_weight: float = 0.0, vector_dim: int = 0):
         super().__init__()
         self.encoder = build_encoder(enc_cfg)
         self.head = MLMHead(self.encoder)
+        self.vector_weight = vector_weight
+        self.vector_head = nn.Linear(self.encoder.output_size, vector_dim) if vector_weight > 0 else None
         self.opt = dict(lr=lr, beta2=beta2, weight_decay=weight_decay, max_steps=max_steps,
                         warmup_fraction=warmup_fraction, schedule=schedule)
         self.seed = seed
@@ -55,6 +74,11 @@ class LitMLM(pl.LightningModule):
         self._tokens_since += tokens
         self._micro.append(float(loss.detach()))
         self.log("train/loss", loss, on_step=True, prog_bar=True)
+        if self.vector_head is not None:
+            _, pooled = self.encoder(batch["text_ids"], batch["text_mask"])  # [B2, H]
+            vec = vector_loss(self.vector_head(pooled), batch["text_vector"])
+            self.log("train/vector_loss", vec, on_step=True, prog_bar=True)
+            loss = loss + self.vector_weight * vec
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -95,7 +119,8 @@ class LitMLM(pl.LightningModule):
 
     def configure_optimizers(self):
         o = self.opt
-        groups = param_groups([self.encoder, self.head], o["weight_decay"])
+        heads = [self.vector_head] if self.vector_head is not None else []
+        groups = param_groups([self.encoder, self.head, *heads], o["weight_decay"])
         opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(0.9, o["beta2"]), eps=1e-8)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(o["max_steps"], o["warmup_fraction"], o["schedule"]))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

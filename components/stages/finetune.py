@@ -91,6 +91,11 @@ def _start(cfg: Params, paths: Paths, init: str):
         tok = Tokenizer.from_file(str(paths.pretrained / TOKENIZER))
         _check_same_tokenizer(paths, tok)
         return enc, tok, enc.cfg.pad_id, enc.cfg.max_length, "pretrained"
+    if init == "model2vec":  # a static student: model2vec's embeddings of the teacher checkpoint
+        from components.model.teacher_base import static_encoder
+
+        enc, tok = static_encoder(paths.model2vec, cfg.model.ffn_size, ft.dropout, cfg.model.max_length)
+        return enc, tok, enc.cfg.pad_id, enc.cfg.max_length, "static"
     if init == "random":
         from components.model.encoder import EncoderConfig, build_encoder
         from components.model.io import tokenizer_vocab_size
@@ -121,7 +126,7 @@ def _data(cfg: Params, paths: Paths, kind: str, tok, n_classes: int):
 
     out = []
     for split in ("train", "val"):
-        if kind == "hf":
+        if kind in ("hf", "static"):  # tokenized here with the starting point's own tokenizer
             texts, labels = text_split(paths.split(split), n_classes)
             seqs = encode_texts(tok, texts)
         else:
@@ -168,6 +173,8 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
 
     ft = cfg.finetune
     init = init or ft.init
+    if cfg.model.family == "static" and init == "pretrained":  # a static student is not MLM-pretrained
+        init = "model2vec"
     labels = read_labels(paths.labels)
     task = read_task(paths.labels)
     multi = task == "multi_label"
@@ -182,7 +189,7 @@ def fit_classifier(cfg: Params, paths: Paths, init: str | None = None, *, run_id
         sep = sep_token_id(tok)
         gold_train = ([truncate_pair(s_, max_len, sep) for s_ in gold_train[0]], gold_train[1])
         va_seqs = [truncate_pair(s_, max_len, sep) for s_ in va_seqs]
-        segments = kind != "hf" and add_segments(backbone, sep)
+        segments = kind not in ("hf", "static") and add_segments(backbone, sep)
     if not gold_train[0]:
         raise DataError(f"{paths.tokenized}: the train split is empty; nothing to fine-tune on")
     train_ds, rows_info = train_set.build(cfg, paths, tok, len(labels), max_len, gold_train)
@@ -297,6 +304,46 @@ def train_classifier(cfg: Params, paths: Paths, init: str | None = None, **kwarg
     return fit_classifier(cfg, paths, init, **kwargs).classifier
 
 
+DISABLED = "DISABLED.json"  # models/finetuned_static/ without a static student
+
+
+def _static_off(cfg: Params) -> str:
+    """Why there is no static student ("" when there is one)."""
+    if not cfg.finetune.static.enabled:
+        return "finetune.static.enabled: false"
+    if cfg.model.family == "static":
+        return "model.family is static: models/finetuned is the static student"
+    return ""
+
+
+def _fit_static(cfg: Params, paths: Paths, run_id: str) -> FitResult | None:
+    """The static student (finetune.static), or None (with one line when it is skipped)."""
+    reason = _static_off(cfg)
+    if reason:
+        if cfg.finetune.static.enabled:
+            print(f"finetune: no separate static student ({reason})", flush=True)
+        return None
+    return fit_classifier(static_params(cfg), paths, "model2vec", run_id=run_id, tag="static")
+
+
+def static_params(cfg: Params) -> Params:
+    """The Params the static student (finetune.static) trains with: model.family static with an
+    MLP of finetune.static.mlp_size, the static section's epochs, batch, lr and dropout, and
+    everything else (distillation, patience, precision, ...) from finetune.
+
+    >>> p = static_params(Params())
+    >>> p.model.family, p.model.ffn_size, p.finetune.max_epochs, p.finetune.distill == Params().finetune.distill
+    ('static', 512, 4, True)
+    """
+    import dataclasses
+
+    st = cfg.finetune.static
+    ft = dataclasses.replace(cfg.finetune, init="model2vec", max_epochs=st.max_epochs, batch_size=st.batch_size,
+                             lr=st.lr, dropout=st.dropout, freeze_layers=0, layer_lr_decay=1.0)
+    model = dataclasses.replace(cfg.model, family="static", ffn_size=st.mlp_size, pooling="mean", max_length=512)
+    return dataclasses.replace(cfg, finetune=ft, model=model)
+
+
 def curve_csv(history: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CURVE_COLUMNS, lineterminator="\n")
@@ -321,6 +368,7 @@ def run(cfg: Params, paths: Paths) -> dict:
 
             positive_id(read_labels(paths.labels), cfg.finetune.bi_encoder.positive, paths)
         res = fit_classifier(cfg, paths, run_id=mlrun.info.run_id)
+        static = _fit_static(cfg, paths, mlrun.info.run_id)
         if cfg.finetune.bi_encoder.enabled:
             bi = fit_biencoder(cfg, paths, _start(cfg, paths, res.info["init"]), res.classifier.labels,
                                run_id=mlrun.info.run_id)
@@ -328,8 +376,13 @@ def run(cfg: Params, paths: Paths) -> dict:
         t0 = time.perf_counter()
         with atomic_dir(paths.finetuned) as tmp:
             res.classifier.save(tmp, extra={"seed": cfg.project.seed})
+        with atomic_dir(paths.finetuned_static) as tmp:  # DISABLED.json when there is no static student
+            if static is not None:
+                static.classifier.save(tmp, extra={"seed": cfg.project.seed})
+            else:
+                write_json(tmp / DISABLED, {"enabled": False, "reason": _static_off(cfg)})
         compute_s = res.wall_s + time.perf_counter() - t0  # time.compute_s: trainer.fit(s) + export
-        compute_s += bi.report["wall_s"] if bi is not None else 0.0
+        compute_s += (bi.report["wall_s"] if bi is not None else 0.0) + (static.wall_s if static else 0.0)
         report = {"init": res.info["init"], "init_kind": res.info["init_kind"],
                   "best_val_f1": res.best_val_f1, "best_val_acc": res.best_val_acc,
                   "epochs": res.epochs, "steps": res.steps, "wall_s": round(res.wall_s, 2),
@@ -343,6 +396,10 @@ def run(cfg: Params, paths: Paths) -> dict:
             report.update(task="pair", segment_embedding=res.info["segment_embedding"])
         if bi is not None:
             report["bi_encoder"] = bi.report
+        if static is not None:
+            report["static"] = {"best_val_f1": static.best_val_f1, "best_val_acc": static.best_val_acc,
+                                "epochs": static.epochs, "steps": static.steps, "wall_s": round(static.wall_s, 2),
+                                "trainable_params": static.info["trainable_params"]}
         if "thresholds" in res.info:  # multi_label only: the default report keeps its keys
             report.update(task="multi_label", thresholds=res.info["thresholds"],
                           val_f1_tuned=res.info["val_f1_tuned"])

@@ -1,7 +1,9 @@
 """pretrain stage: masked-language-model pretraining of the encoder with Lightning.
 
 reads  data/tokenized (train + unlabeled for training, val for the MLM val loss only),
-       models/tokenizer/tokenizer.json
+       models/tokenizer/tokenizer.json, and with pretrain.vector_weight > 0
+       data/teacher/base.parquet (the teacher's base sentence vector of every transfer text:
+       the vector term of general distillation, model/lit_mlm.py)
 writes models/pretrained/ (save_encoder), reports/pretrain.json, reports/pretrain_curve.csv
 
 The run is step-bound (pretrain.max_steps; early stopping on the val loss may end it
@@ -63,6 +65,8 @@ def run_key(cfg: Params, paths: Paths) -> str:
     pre = dataclasses.asdict(cfg.pretrain)
     pre.pop("checkpoint_every")
     data = sorted(p for p in paths.tokenized.rglob("*") if p.is_file() and p.name != "state.json")
+    if cfg.pretrain.vector_weight > 0 and paths.teacher_base.is_file():
+        data.append(paths.teacher_base)
     blob = json.dumps({"model": dataclasses.asdict(cfg.model), "pretrain": pre, "seed": cfg.project.seed,
                        "tokenizer": file_digest([paths.tokenizer]), "data": file_digest(data),
                        "code": code_digest()}, sort_keys=True)
@@ -138,6 +142,42 @@ def load_data(cfg: Params, paths: Paths):
     return info, train, val
 
 
+def load_texts(cfg: Params, paths: Paths, tok_file: Path, pad_id: int):
+    """data.TextStream of the teacher's base vectors (pretrain.vector_weight > 0), or None.
+
+    The texts are tokenized here with our tokenizer ([CLS] .. [SEP], cut to pretrain.seq_len
+    keeping the final [SEP]), so the stream sees the ids finetune will see."""
+    p = cfg.pretrain
+    if p.vector_weight <= 0:
+        return None
+    import numpy as np
+    import pyarrow.parquet as pq
+    from tokenizers import Tokenizer
+
+    from components.model.classifier import truncate
+    from components.model.data import TextStream
+
+    where = paths.teacher_base.relative_to(paths.root) if paths.root in paths.teacher_base.parents \
+        else paths.teacher_base
+    if not paths.teacher_base.is_file():
+        raise DataError(f"{where}: not found: pretrain.vector_weight is {p.vector_weight:g} but there are no "
+                        "teacher vectors (run the teacher stage with teacher.base: true, or set "
+                        "pretrain.vector_weight: 0)", stage=STAGE)
+    table = pq.read_table(paths.teacher_base)
+    if table.num_rows == 0:
+        raise DataError(f"{where}: 0 rows: pretrain.vector_weight is {p.vector_weight:g} but the teacher wrote no "
+                        "base vectors (teacher.base: false?); set pretrain.vector_weight: 0", stage=STAGE)
+    vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)  # [N, D]
+    if not np.isfinite(vectors).all():
+        raise DataError(f"{where}: non-finite values in the vector column", stage=STAGE)
+    tok = Tokenizer.from_file(str(tok_file))
+    tok.no_padding()
+    tok.no_truncation()
+    texts = table.column("text").to_pylist()
+    seqs = [np.asarray(truncate(e.ids, p.seq_len), dtype=np.int64) for e in tok.encode_batch_fast(texts)]
+    return TextStream(seqs, vectors, p.vector_batch_size, cfg.project.seed, pad_id)
+
+
 def run(cfg: Params, paths: Paths) -> dict:
     return train(cfg, paths)
 
@@ -166,6 +206,7 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
     if cfg.model.family == "transformer" and p.seq_len > cfg.model.max_length:
         raise ConfigError(f"pretrain.seq_len: expected <= model.max_length ({cfg.model.max_length}), got {p.seq_len}")
     info, train_blocks, val_blocks = load_data(cfg, paths)
+    texts = load_texts(cfg, paths, paths.tokenizer, info["pad_id"])
     precision = resolve_precision(p.precision, p.accelerator)
     enc_cfg = EncoderConfig.from_params(cfg.model, info["vocab_size"], info["pad_id"], dropout=p.dropout)
     masking = {"rate": p.mask_rate, "mask_id": info["mask_id"], "special_ids": info["special_ids"],
@@ -176,9 +217,13 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
 
     pl.seed_everything(cfg.project.seed, workers=True, verbose=False)
     model = LitMLM(enc_cfg, lr=p.lr, beta2=p.beta2, weight_decay=p.weight_decay, max_steps=p.max_steps,
-                   warmup_fraction=p.warmup_fraction, schedule=p.schedule, seed=cfg.project.seed)
+                   warmup_fraction=p.warmup_fraction, schedule=p.schedule, seed=cfg.project.seed,
+                   vector_weight=p.vector_weight if texts is not None else 0.0,
+                   vector_dim=texts.vectors.shape[1] if texts is not None else 0)
+    if p.embeddings == "model2vec":
+        _start_from_model2vec(model.encoder, paths)
     n_params = sum(t.numel() for t in model.encoder.parameters())
-    dm = make_datamodule(train_blocks, val_blocks, p.batch_size, cfg.project.seed, masking, p.grad_accum)
+    dm = make_datamodule(train_blocks, val_blocks, p.batch_size, cfg.project.seed, masking, p.grad_accum, texts)
     has_val = len(val_blocks[0]) > 0
     cbs = list(callbacks) + ([] if dev else [ModelCheckpoint(
         dirpath=ckpt_dir, every_n_train_steps=p.checkpoint_every, save_last=True, save_top_k=0,
@@ -230,6 +275,27 @@ def train(cfg: Params, paths: Paths, callbacks: tuple = (), trainer_overrides: d
         if not dev:  # finished: the checkpoints only ever resume an interrupted run
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     return summary
+
+
+def _start_from_model2vec(encoder, paths: Paths) -> None:
+    """pretrain.embeddings: model2vec: our token embeddings start from the teacher's model2vec
+    table (model/teacher_base.transfer_embeddings); tokens it does not match keep their init."""
+    import torch
+    from tokenizers import Tokenizer
+
+    from components.model.teacher_base import transfer_embeddings
+
+    if not (paths.model2vec / "model.safetensors").is_file():
+        raise DataError(f"{paths.model2vec}: no model2vec table for pretrain.embeddings: model2vec (run the "
+                        "teacher stage with teacher.base: true)", stage=STAGE)
+    table, matched = transfer_embeddings(paths.model2vec, Tokenizer.from_file(str(paths.tokenizer)),
+                                         encoder.cfg.hidden_size)
+    weight = encoder.input_embedding.weight  # [V, H]
+    with torch.no_grad():
+        keep = torch.from_numpy(matched)
+        weight[keep] = torch.from_numpy(table[matched]).to(weight.dtype)
+    print(f"pretrain: {int(matched.sum())} of {len(matched)} token embeddings start from models/model2vec",
+          flush=True)
 
 
 def _fit(trainer, model, dm, ckpt_path: str | None) -> float:

@@ -45,33 +45,40 @@ STAGES: tuple[Stage, ...] = (
     # distils from. It reads the prepared text only (not the tokenizer or the pretrained
     # encoder), so it caches independently of them. teacher.enabled: false writes empty outs.
     Stage("teacher", "components.stages.teacher", ("project", "teacher"),
-          ("data/prepared", "reports/validation.json"), ("models/teacher", "data/teacher"),
+          ("data/prepared", "reports/validation.json"), ("models/teacher", "data/teacher", "models/model2vec"),
           ("reports/teacher.json",)),
     # reports/validation.json orders validate before tokenize in DVC's graph.
     Stage("tokenize", "components.stages.tokenize", ("project", "tokenize"),
           ("data/prepared", "reports/validation.json"),
           ("models/tokenizer", "data/tokenized"), ("reports/tokenizer.json",)),
+    # data/teacher: base.parquet, the teacher's base vectors of whole texts (pretrain.vector_weight);
+    # models/model2vec: the teacher's static embeddings (pretrain.embeddings: model2vec).
     Stage("pretrain", "components.stages.pretrain", ("project", "model", "pretrain"),
-          ("data/tokenized", "models/tokenizer"), ("models/pretrained",), ("reports/pretrain.json",),
+          ("data/tokenized", "models/tokenizer", "data/teacher", "models/model2vec"), ("models/pretrained",), ("reports/pretrain.json",),
           ("reports/pretrain_curve.csv",)),
     # data/prepared: labels.json (and the raw text when finetune.init is a HF folder);
     # models/tokenizer: the vocabulary of the random-init ablation; data/teacher: the
     # transfer set (teacher probabilities) to distil from.
     Stage("finetune", "components.stages.finetune", ("project", "model", "finetune"),
-          ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained", "data/teacher"),
-          ("models/finetuned",), ("reports/finetune.json",), ("reports/finetune_curve.csv",)),
+          ("data/prepared", "data/tokenized", "models/tokenizer", "models/pretrained", "data/teacher",
+           "models/model2vec"),
+          ("models/finetuned", "models/finetuned_static"), ("reports/finetune.json",), ("reports/finetune_curve.csv",)),
     # The curve CSVs are deps because evaluate draws them into reports/plots/; models/teacher
     # is scored next to the model (the teacher.* row). reports/speed.json (texts/s) differs
     # run to run, so it is kept out of the byte-reproducible metrics.json.
-    Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate"),
-          ("data/prepared", "data/tokenized", "models/tokenizer", "models/finetuned",
-           "models/pretrained", "models/teacher", "reports/pretrain_curve.csv",
-           "reports/finetune_curve.csv"),
-          (), ("reports/metrics.json", "reports/speed.json"), ("reports/plots",)),
+    # reports/{pretrain,finetune,teacher}.json: the training seconds of the frontier (frontier.json).
+    # models/baseline: the best registrable bag-of-words baseline, for <model_name>-baseline.
+    Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate", "register"),
+          ("data/prepared", "data/tokenized", "models/tokenizer", "models/finetuned", "models/finetuned_static",
+           "models/pretrained", "models/teacher", "models/model2vec", "reports/pretrain_curve.csv",
+           "reports/finetune_curve.csv", "reports/pretrain.json", "reports/finetune.json", "reports/teacher.json"),
+          ("models/baseline",), ("reports/metrics.json", "reports/speed.json", "reports/frontier.json"),
+          ("reports/plots",)),
     # Registers a version of register.model_name (the student) and of <model_name>-teacher
     # (when enabled and changed), and moves each one's @champion/@challenger.
     Stage("register", "components.stages.register", ("project", "register"),
-          ("models/finetuned", "models/teacher", "reports/metrics.json", "data/prepared"), (),
+          ("models/finetuned", "models/finetuned_static", "models/teacher", "models/baseline",
+           "reports/metrics.json", "data/prepared"), (),
           ("reports/register.json",)),
 )
 
