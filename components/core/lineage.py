@@ -180,3 +180,32 @@ def data_tags(root: str | Path = ".") -> dict[str, str]:
 def tags(root: str | Path = ".") -> dict[str, str]:
     """All lineage tags for a run started now in project `root`."""
     return {**code_tags(root), **platform_tags(), **data_tags(root)}
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name ("" when unknown).
+
+    >>> cpu_model("processor : 0\\nmodel name : AMD EPYC 9R14 96-Core Processor\\n")
+    'AMD EPYC 9R14 96-Core Processor'
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+    line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("model name")), "")
+    return line.partition(":")[2].strip()
+
+
+def run_facts(root: str | Path = ".") -> dict:
+    """Where a measurement came from, for files that keep timings (frontier.json, benchmark
+    JSON; never metrics.json, which must stay byte-reproducible): commit, date, CPU, whether
+    it has avx512_bf16 (precision "auto" means bf16 only then), torch threads and version."""
+    from datetime import datetime, timezone
+
+    import torch
+
+    return {"git_commit": git_sha(root), "git_dirty": git_dirty(root),
+            "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "cpu": cpu_model(), "bf16": "avx512_bf16" in cpu_flags().split(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__.split("+")[0]}

@@ -47,6 +47,11 @@ class Baseline:
     analyzer: str
     c: float
     val_accuracy: dict[str, float]  # best val accuracy of each analyzer tried ({} without val)
+    model: object = None  # the fitted classifier of the choice (LogisticRegression or NBLogReg)
+
+    @property
+    def best_val(self) -> float | None:
+        return self.val_accuracy.get(self.analyzer) if self.val_accuracy else None
 
 
 def majority(train_labels: np.ndarray, n_classes: int, n: int) -> np.ndarray:
@@ -59,8 +64,9 @@ def majority(train_labels: np.ndarray, n_classes: int, n: int) -> np.ndarray:
     return np.tile(counts / counts.sum(), (n, 1))
 
 
-def count_features(train_text, val_text, test_text) -> dict[str, tuple]:
+def count_features(train_text, val_text, test_text, fitted: dict | None = None) -> dict[str, tuple]:
     """analyzer -> (train, val, test) sparse count matrices [N, V], vocabulary from train.
+    `fitted`, when given, receives analyzer -> its fitted CountVectorizer.
 
     An analyzer that finds no features in the train text is left out (e.g. "word"
     when every text is one character); with neither, a DataError. Below, each
@@ -82,6 +88,8 @@ def count_features(train_text, val_text, test_text) -> dict[str, tuple]:
         except ValueError:  # "empty vocabulary" / "no terms remain" after min_df
             continue
         out[name] = (xtr, vec.transform(val_text), vec.transform(test_text))
+        if fitted is not None:
+            fitted[name] = vec
     if not out:
         raise DataError(f"baselines: no word or character features in the {len(train_text)} train texts")
     return out
@@ -150,7 +158,8 @@ def _select(candidates: dict[str, tuple], fit, predict, val_y: np.ndarray) -> Ba
     if not len(val_y):  # nothing to choose on
         name = BOTH if BOTH in candidates else next(iter(candidates))
         xtr, _, xte = candidates[name]
-        return Baseline(predict(fit(xtr, 1.0), xte), name, 1.0, {})
+        model = fit(xtr, 1.0)
+        return Baseline(predict(model, xte), name, 1.0, {}, model)
     best, best_score, per_analyzer = None, -np.inf, {}
     for name, (xtr, xva, xte) in candidates.items():
         for c in C_GRID:
@@ -160,7 +169,7 @@ def _select(candidates: dict[str, tuple], fit, predict, val_y: np.ndarray) -> Ba
             if s > best_score:  # strict: ties keep the earlier analyzer / smaller C
                 best, best_score = (model, name, c, xte), s
     model, name, c, xte = best
-    return Baseline(predict(model, xte), name, c, per_analyzer)
+    return Baseline(predict(model, xte), name, c, per_analyzer, model)
 
 
 def fit_tfidf_lr(train_text, train_y, val_text, val_y, test_text, n_classes: int, seed: int = 0,
@@ -223,6 +232,36 @@ def fit_nbsvm(train_text, train_y, val_text, val_y, test_text, n_classes: int, s
     train_y = np.asarray(train_y)
     return _select(_candidates(counts, _binary), lambda x, c: NBLogReg(c=c, seed=seed).fit(x, train_y, n_classes),
                    lambda m, x: m.predict_proba(x), np.asarray(val_y))
+
+
+def text_model(name: str, b: Baseline, vectorizers: dict, train_counts: dict, labels: list[str]):
+    """The fitted baseline `b` as a model.bow.BowModel that predicts raw texts (frontier timing,
+    `<name>-baseline` registration). `train_counts`: analyzer -> train count matrix (the idf)."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from components.model.bow import BowModel
+
+    names = [WORD, CHAR] if b.analyzer == BOTH else [b.analyzer]
+    blocks = [{"analyzer": "word" if n == WORD else "char_wb", "ngram_range": list(WORD_NGRAMS if n == WORD else
+               CHAR_NGRAMS), "min_df": 1 if n == WORD else CHAR_MIN_DF} for n in names]
+    vecs = [vectorizers[n] for n in names]
+    if name == "tfidf_lr":
+        idf = [TfidfTransformer(sublinear_tf=True).fit(train_counts[n]).idf_ for n in names]
+        return BowModel(name, labels, blocks, vecs, "tfidf", idf=idf, models=[b.model])
+    return BowModel(name, labels, blocks, vecs, "binary", models=list(b.model.models), ratios=list(b.model.ratios))
+
+
+def fit_text_models(train_text, train_y, val_text, val_y, test_text, labels: list[str],
+                    seed: int = 0) -> tuple[dict[str, Baseline], dict]:
+    """(fit_all's baselines, name -> BowModel of each): the fitted baselines as text models."""
+    train_text, val_text, test_text = list(train_text), list(val_text), list(test_text)
+    vectorizers: dict = {}
+    counts = count_features(train_text, val_text, test_text, vectorizers)
+    args = (train_text, train_y, val_text, val_y, test_text, len(labels))
+    fitted = {"tfidf_lr": fit_tfidf_lr(*args, seed=seed, counts=counts),
+              "nbsvm": fit_nbsvm(*args, seed=seed, counts=counts)}
+    train_counts = {n: m[0] for n, m in counts.items()}
+    return fitted, {n: text_model(n, b, vectorizers, train_counts, list(labels)) for n, b in fitted.items()}
 
 
 def tfidf_lr(*args, **kwargs) -> np.ndarray:

@@ -5,23 +5,24 @@ on the same, current test split, through their registered pyfuncs (what
 serving would load), so an older champion is judged on today's data.
 
 Rules (params `register.*`):
-- floors: accuracy >= floor_accuracy, and (if floor_vs_tfidf) >= the TF-IDF
-  baseline accuracy of reports/metrics.json;
+- floors: accuracy >= floor_accuracy, and (if floor_vs_baselines) >= each baseline of
+  reports/metrics.json that the run scored: TF-IDF+LR, NB-LR and model2vec (a baseline
+  registered as <name>-baseline is floored by the others only);
 - with a champion: also gain = acc(new) - acc(champion) >= min_gain AND the
   paired bootstrap 95% CI of that difference lies above zero.
 Pass -> "champion"; fail -> "challenger". No champion yet -> floors only.
 
 The metric is `register.metric` (default: the task's primary one, accuracy for
 single_label, macro_f1 for multi_label); the floors and the gain are in that metric,
-and the TF-IDF floor reads `baseline.tfidf_lr.<metric>`. A mean over rows (accuracy,
+and the baseline floors read `baseline.<name>.<metric>`. A mean over rows (accuracy,
 subset_accuracy) is compared through 0/1 vectors as above; so is recall_at_10 (pair with a
 bi-encoder), whose rows are the test queries (the positive pairs) and whose values are the
 recall per query (a 0/1 hit when the query has one partner), floored by the TF-IDF cosine
 baseline. An F1 is not a mean over
 rows: its rows are per-row tp/fp/fn count vectors (evaluation/multilabel.row_counts),
 and the paired bootstrap recomputes the F1 of both models on the same resampled rows.
-The Decision's `accuracy`, `champion_accuracy` and `tfidf_accuracy` fields hold values
-of `metric` (their names predate the other metrics; `metric` says which).
+The Decision's `accuracy`, `champion_accuracy` and `floors` hold values of `metric`
+(the names predate the other metrics; `metric` says which).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import numpy as np
 
 from components.evaluation.metrics import DIGITS, bootstrap_ci
 
-TFIDF_KEY = "baseline.tfidf_lr.accuracy"
 # compared as per-row vectors (0/1, or recall per query); the F1s as count rows
 MEAN_METRICS = ("accuracy", "subset_accuracy", "recall_at_10")
+FLOOR_BASELINES = ("tfidf_lr", "nbsvm", "model2vec")  # the classifiers' baseline floors
 
 
 def tfidf_key(metric: str) -> str:
@@ -45,6 +46,20 @@ def tfidf_key(metric: str) -> str:
     ('baseline.tfidf_lr.accuracy', 'baseline.tfidf_cosine.recall_at_10')
     """
     return f"baseline.tfidf_cosine.{metric}" if metric == "recall_at_10" else f"baseline.tfidf_lr.{metric}"
+
+
+def baseline_floors(metrics: dict[str, float], metric: str, skip: str | None = None) -> dict[str, float]:
+    """baseline name -> its `metric` in metrics.json, for every floor baseline the run scored
+    (TF-IDF cosine for recall_at_10); `skip` leaves one out (the baseline being gated).
+
+    >>> baseline_floors({"baseline.tfidf_lr.accuracy": 0.7, "baseline.nbsvm.accuracy": 0.72}, "accuracy")
+    {'tfidf_lr': 0.7, 'nbsvm': 0.72}
+    """
+    if metric == "recall_at_10":
+        key = tfidf_key(metric)
+        return {"tfidf_cosine": float(metrics[key])} if key in metrics else {}
+    return {n: float(metrics[f"baseline.{n}.{metric}"]) for n in FLOOR_BASELINES
+            if n != skip and f"baseline.{n}.{metric}" in metrics}
 
 
 def paired_bootstrap_stat(new_rows: np.ndarray, old_rows: np.ndarray, stat: str, samples: int, seed: int,
@@ -96,7 +111,7 @@ class Decision:
     accuracy: float  # new version, re-scored on the current test split
     n_test: int
     floor_accuracy: float
-    tfidf_accuracy: float | None  # None when floor_vs_tfidf is off
+    floors: dict[str, float] = field(default_factory=dict)  # baseline -> its score ({}: floor_vs_baselines off)
     champion_version: str | None = None
     champion_accuracy: float | None = None
     gain: float | None = None
@@ -112,7 +127,7 @@ class Decision:
 
 
 def decide(new_correct: np.ndarray, champion_correct: np.ndarray | None, *, champion_version: str | None,
-           min_gain: float, floor_accuracy: float, tfidf_accuracy: float | None,
+           min_gain: float, floor_accuracy: float, floors: dict[str, float] | None,
            samples: int, seed: int, metric: str = "accuracy") -> Decision:
     """Apply the gate rules to per-row correctness vectors (0/1, same test rows), or, for an
     F1 `metric`, to per-row count vectors [N, 3C + 1] (score_rows)."""
@@ -124,12 +139,12 @@ def decide(new_correct: np.ndarray, champion_correct: np.ndarray | None, *, cham
 
         acc = float(STATS[metric](new.sum(axis=0), len(new)))
     d = Decision(alias="challenger", accuracy=acc, n_test=len(new), floor_accuracy=floor_accuracy,
-                 tfidf_accuracy=tfidf_accuracy, champion_version=champion_version, min_gain=min_gain,
+                 floors=dict(floors or {}), champion_version=champion_version, min_gain=min_gain,
                  metric=metric)
-    shown = round(acc, DIGITS)  # the baseline comes from metrics.json at this precision: a tie is a tie
+    shown = round(acc, DIGITS)  # the baselines come from metrics.json at this precision: a tie is a tie
     d.checks["floor_accuracy"] = shown >= floor_accuracy
-    if tfidf_accuracy is not None:
-        d.checks["floor_vs_tfidf"] = shown >= tfidf_accuracy
+    for name, value in d.floors.items():
+        d.checks[f"floor_vs_{name}"] = shown >= value
     if champion_correct is not None:
         if metric in MEAN_METRICS:
             gain, lo, hi = paired_bootstrap(new, champion_correct, samples, seed)

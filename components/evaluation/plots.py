@@ -2,9 +2,10 @@
 
 Everything lands in reports/plots/: confusion_matrix.png + confusion.csv
 (actual,predicted per test row), reliability.png + reliability.csv (one row per
-confidence bin), and the training curves pretrain_curve.png / finetune_curve.png
+confidence bin), the training curves pretrain_curve.png / finetune_curve.png
 drawn from reports/pretrain_curve.csv and reports/finetune_curve.csv when
-those exist.
+those exist, and frontier.png (test accuracy against texts/s of every model of the
+run, from reports/frontier.json; evaluation/frontier.py).
 """
 
 from __future__ import annotations
@@ -126,5 +127,39 @@ def curve(csv_path: Path, png_path: Path, title: str) -> bool:
     fig.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def frontier(doc: dict, path: Path) -> bool:
+    """frontier.png: accuracy (with its 95% CI) against texts/s on a log axis, one point per timed
+    model of frontier.json, the Pareto front joined by a step line. False when nothing is timed."""
+    rows = [r for r in doc["models"] if r.get("texts_per_s") and r.get("accuracy") is not None]
+    if not rows:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        ci = r.get("accuracy_ci")
+        err = None if not ci else [[r["accuracy"] - ci[0]], [ci[1] - r["accuracy"]]]
+        color = {"teacher": "tab:red", "student": "tab:blue"}.get(r["role"], "tab:gray")
+        ax.errorbar(r["texts_per_s"], r["accuracy"], yerr=err, fmt="o", color=color, capsize=3,
+                    markerfacecolor=color if r.get("pareto") else "white")
+        ax.annotate(r["name"], (r["texts_per_s"], r["accuracy"]), textcoords="offset points", xytext=(5, 4),
+                    fontsize=8)
+    front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["texts_per_s"])
+    if len(front) > 1:
+        ax.step([r["texts_per_s"] for r in front], [r["accuracy"] for r in front], where="post",
+                color="black", linewidth=0.8, alpha=0.6, label="Pareto front")
+        ax.legend(loc="lower left", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("texts/s (batch {}, {} threads; log scale)".format(
+        doc.get("conditions", {}).get("batch_size", "?"), doc.get("lineage", {}).get("threads", "?")))
+    ax.set_ylabel("test accuracy")
+    ax.set_title("accuracy / speed frontier (filled: on the front)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return True

@@ -42,13 +42,14 @@ def metrics_table(metrics: dict[str, float], highlight: str = "model") -> str:
     | model | 0.8000 |
     | **teacher** | 0.9000 |
     """
-    leads = [s for s in ("model", "teacher") if s == "model" or any(k.startswith(s + ".") for k in metrics)]
+    leads = [s for s in ("model", "static", "teacher") if s == "model" or any(k.startswith(s + ".") for k in metrics)]
     scorers = leads + sorted({k.split(".")[1] for k in metrics if k.startswith("baseline.")})
     prefix = {s: (f"{s}." if s in leads else f"baseline.{s}.") for s in scorers}
     cols = [m for m in TABLE_METRICS if any(prefix[s] + m in metrics for s in scorers)]
     lines = ["| scorer | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for s in scorers:
-        name = (f"**{s}**" if s == highlight else s) if s in leads else f"baseline: {s}"
+        name = (f"**{s}**" if s == highlight else s) if s in leads else \
+            (f"**baseline: {s}**" if highlight == f"baseline.{s}" else f"baseline: {s}")
         cells = [f"{metrics[prefix[s] + c]:.4f}" if prefix[s] + c in metrics else "" for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -103,16 +104,20 @@ def _signature(labels: list[str], task: str = "single_label", bi_encoder: bool =
 
 def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: str,
                folder: Path | None = None, artifact_name: str = "model", task: str = "single_label",
-               bi_encoder: bool = False):
+               bi_encoder: bool = False, flavor: str = "torch"):
     """Log + register the pyfunc of `folder` (default models/finetuned) in the active run under
-    `artifact_name`; returns mlflow's ModelInfo."""
+    `artifact_name`; returns mlflow's ModelInfo. flavor "torch": registry/pyfunc.py (every
+    TextClassifier folder); "bow": registry/bow_pyfunc.py (a bag-of-words baseline folder)."""
     import mlflow
     import pandas as pd
 
+    from components.registry import bow_pyfunc
     from components.registry import pyfunc as pyfunc_model
 
     code_root = Path(__file__).resolve().parents[2]  # the folder holding `components`
-    files, third = pyfunc_model.inference_files(code_root)
+    entries, source = ((bow_pyfunc.ENTRY_MODULES, bow_pyfunc.ENTRY_SOURCE) if flavor == "bow" else
+                       (pyfunc_model.ENTRY_MODULES, pyfunc_model.ENTRY_SOURCE))
+    files, third = pyfunc_model.inference_files(code_root, entries)
     if backbone_kind != "hf":
         third.discard("transformers")  # only Hugging Face backbones need it at inference
     with tempfile.TemporaryDirectory(prefix="encoderflow-code-") as tmp:
@@ -121,7 +126,7 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
         entry = Path(tmp) / pyfunc_model.ENTRY_FILE
-        entry.write_text(pyfunc_model.ENTRY_SOURCE, encoding="utf-8")
+        entry.write_text(source, encoding="utf-8")
         return mlflow.pyfunc.log_model(
             name=artifact_name,
             python_model=str(entry),  # models-from-code: nothing is pickled

@@ -29,6 +29,7 @@ import numpy as np
 from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
+from components.evaluation.entries import run_entries
 from components.stages import table
 
 STAGE = "evaluate"
@@ -40,13 +41,22 @@ def _texts(paths: Paths, split: str, n_classes: int):
     return text_split(paths.split(split), n_classes)
 
 
+def _optional(folder, labels: list[str], paths: Paths, stage: str):
+    """A TextClassifier folder that may hold DISABLED.json instead (or not exist): None then."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not folder.exists() or (folder / "DISABLED.json").is_file():
+        return None
+    return _load(folder, labels, paths, stage)
+
+
 def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
               progress: bool = True) -> tuple[dict[str, float], dict]:
-    """(flat metrics, extras for plots/notes). Reads models/finetuned and data/prepared."""
+    """(flat metrics, extras for plots/notes/the frontier). Reads models/* and data/prepared."""
     from components.data.labels import read_labels
     from components.evaluation import behaviour
     from components.evaluation import teacher as teacher_model
-    from components.evaluation.baselines import sklearn_baselines
     from components.evaluation.metrics import classification_metrics, flatten, reliability_bins
 
     from components.data.labels import read_task
@@ -61,6 +71,7 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     if clf.pair != pair:
         raise DataError(f"{paths.finetuned}/config.json: a {clf.task} model, but {paths.labels} is "
                         f"{task} (re-run finetune)")
+    static = _optional(paths.finetuned_static, labels, paths, "finetune")
     teacher_dir = teacher_model.folder(paths.teacher_model)
     teacher = _load(teacher_dir, labels, paths, "teacher") if teacher_dir is not None else None
     test_x, test_y = _texts(paths, "test", len(labels))
@@ -78,18 +89,37 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     probs = clf.predict_proba(test_x)  # [N, C]
     timings["model_predict_s"] = time.perf_counter() - t0
     metrics = flatten("model", score(probs))
-    if teacher is not None:
-        t0 = time.perf_counter()
-        metrics.update(flatten("teacher", score(teacher.predict_proba(test_x))))
-        timings["teacher_predict_s"] = time.perf_counter() - t0
+    for prefix, other in (("static", static), ("teacher", teacher)):
+        if other is not None:
+            t0 = time.perf_counter()
+            metrics.update(flatten(prefix, score(other.predict_proba(test_x))))
+            timings[f"{prefix}_predict_s"] = time.perf_counter() - t0
     notes: list[str] = []
 
     t0 = time.perf_counter()
+    text_models: dict = {}
     if pair:
-        from components.evaluation.pair_baselines import pair_baselines as sklearn_baselines
-    for name, p in sklearn_baselines(train_x, train_y, val_x, val_y, test_x, len(labels), seed).items():
+        from components.evaluation.pair_baselines import pair_baselines
+
+        found = pair_baselines(train_x, train_y, val_x, val_y, test_x, len(labels), seed)
+    else:
+        from components.evaluation.baselines import choice_tags, fit_text_models, majority
+
+        fitted, text_models = fit_text_models(train_x, train_y, val_x, val_y, test_x, labels, seed)
+        _tag(choice_tags(fitted))
+        found = {"majority": majority(train_y, len(labels), len(test_x)),
+                 **{name: b.probs for name, b in fitted.items()}}
+        extras_baselines = {name: b.best_val for name, b in fitted.items()}
+    for name, p in found.items():
         metrics.update(flatten(f"baseline.{name}", score(p)))
     timings["sklearn_baselines_s"] = time.perf_counter() - t0
+    m2v = None
+    if not pair and _has_model2vec(paths):
+        from components.evaluation import model2vec_baseline
+
+        m2v = model2vec_baseline.fit(paths.model2vec, train_x, train_y, val_x, val_y, labels, seed)
+        metrics.update(flatten("baseline.model2vec", score(m2v.predict_proba(test_x))))
+        timings["model2vec_train_s"] = m2v.train_s
     if pair and clf.biencoder is not None:  # finetune.bi_encoder: retrieval of each test pair's partner
         from components.evaluation.biencoder import score_biencoder
 
@@ -124,8 +154,24 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
 
     extras = {"labels": labels, "actual": test_y, "predicted": probs.argmax(axis=1),
               "bins": reliability_bins(probs, test_y, ev.ece_bins), "notes": notes,
-              "timings": timings, "student": clf, "teacher": teacher, "test_texts": test_x}
+              "timings": timings, "student": clf, "teacher": teacher, "test_texts": test_x,
+              "entries": run_entries(cfg, paths, clf, static, teacher, text_models, m2v, timings,
+                                     {} if pair else extras_baselines),
+              "text_models": text_models, "baseline_val": {} if pair else extras_baselines}
     return metrics, extras
+
+
+def _tag(tags: dict[str, str]) -> None:
+    """Set MLflow tags when a run is active (the evaluate stage's); nothing otherwise."""
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and mlflow.active_run() is not None:
+        mlflow.set_tags(tags)
+
+
+def _has_model2vec(paths: Paths) -> bool:
+    return (paths.model2vec / "model.safetensors").is_file()
 
 
 def score_all_multi(cfg: Params, paths: Paths, run_id: str | None = None,
@@ -192,7 +238,8 @@ def score_all_multi(cfg: Params, paths: Paths, run_id: str | None = None,
     extras = {"labels": names, "actual": actual, "predicted": predicted,
               "bins": reliability_bins(np.stack([1 - flat, flat], axis=1), test_y.reshape(-1).astype(np.int64),
                                        ev.ece_bins),
-              "notes": notes, "timings": timings, "student": clf, "teacher": None, "test_texts": test_x}
+              "notes": notes, "timings": timings, "student": clf, "teacher": None, "test_texts": test_x,
+              "entries": run_entries(cfg, paths, clf, None, None, {}, None, timings)}
     return metrics, extras
 
 
@@ -207,17 +254,52 @@ def _load(folder, labels: list[str], paths: Paths, stage: str):
     return clf
 
 
-def measure_speed(extras: dict) -> dict:
-    """reports/speed.json: student (and teacher) texts/s on the test texts, and their ratio."""
-    from components.evaluation import speed
+def measure_frontier(cfg: Params, paths: Paths, extras: dict) -> tuple[dict, dict]:
+    """(reports/frontier.json, reports/speed.json): every entry timed in this process, in
+    interleaved rounds at batch 64 and one text at a time (evaluation/frontier.py). speed.json
+    keeps its keys: the main student's and the teacher's texts/s and their ratio."""
+    import torch
 
-    teacher = extras["teacher"]
-    return speed.report(extras["student"].predict_proba, teacher.predict_proba if teacher else None,
-                        extras["test_texts"])
+    from components.core.lineage import run_facts
+    from components.evaluation import frontier, speed
+
+    texts = list(extras["test_texts"][:speed.MAX_TEXTS])
+    entries = extras["entries"]
+    timings = frontier.measure(entries, texts, speed.BATCH_SIZE, speed.ROUNDS)
+    conditions = {"batch_size": speed.BATCH_SIZE, "rounds": speed.ROUNDS, "n_texts": len(texts),
+                  "single_text_samples": min(frontier.SINGLE, len(texts))}
+    doc = frontier.document(entries, extras["metrics"], timings, run_facts(paths.root), conditions)
+    student = next(e.name for e in entries if e.prefix == "model")
+    tps = {name: t["texts_per_s"] for name, t in timings.items()}
+    out = {"speed.batch_size": speed.BATCH_SIZE, "speed.n_texts": len(texts), "speed.rounds": speed.ROUNDS,
+           "speed.threads": torch.get_num_threads(), "speed.student_texts_per_s": tps[student], "speed.ratio": None}
+    if "static" in tps:
+        out["speed.static_texts_per_s"] = tps["static"]
+    if "teacher" in tps:
+        out["speed.teacher_texts_per_s"] = tps["teacher"]
+        out["speed.ratio"] = round(tps[student] / tps["teacher"], 3)
+    return doc, dict(sorted(out.items()))
 
 
-def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[str]:
-    """reports/plots/* (replaced as a whole): confusion, reliability, training curves.
+def save_baseline(paths: Paths, extras: dict) -> str | None:
+    """models/baseline/: the registrable baseline with the best val accuracy (a BowModel folder),
+    or DISABLED.json when there is none (pair and multi_label data). Returns its name."""
+    from components.core.atomic import atomic_dir, write_json
+    from components.evaluation.entries import best_baseline
+
+    name = best_baseline(extras.get("baseline_val") or {}) if extras.get("text_models") else None
+    with atomic_dir(paths.baseline) as tmp:
+        if name is None:
+            write_json(tmp / "DISABLED.json", {"enabled": False, "reason": "no registrable baseline "
+                                               "(single_label data only)"})
+        else:
+            extras["text_models"][name].save(tmp, extra={"role": "baseline",
+                                                         "val_accuracy": extras["baseline_val"][name]})
+    return name
+
+
+def write_plots(paths: Paths, metrics: dict[str, float], extras: dict, frontier: dict | None = None) -> list[str]:
+    """reports/plots/* (replaced as a whole): confusion, reliability, training curves, frontier.
 
     Returns the file names written.
     """
@@ -229,6 +311,8 @@ def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[s
         plots.reliability(extras["bins"], folder, metrics.get("model.ece"))
         for name in ("pretrain_curve", "finetune_curve"):
             plots.curve(paths.reports / f"{name}.csv", folder / f"{name}.png", name.replace("_", " "))
+        if frontier is not None:
+            plots.frontier(frontier, folder / "frontier.png")
         drawn = sorted(p.name for p in folder.iterdir())
     return drawn
 
@@ -236,6 +320,7 @@ def write_plots(paths: Paths, metrics: dict[str, float], extras: dict) -> list[s
 def run(cfg: Params, paths: Paths) -> dict:
     from components.core.atomic import write_json
     from components.core.tracking import stage_run
+    from components.evaluation.frontier import table as frontier_table
     from components.evaluation.metrics import rounded
 
     with stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as mlrun:
@@ -255,12 +340,15 @@ def run(cfg: Params, paths: Paths) -> dict:
         t0 = time.perf_counter()
         metrics, extras = score_all(cfg, paths, run_id=mlrun.info.run_id)
         metrics = rounded(metrics)
-        write_json(paths.report("metrics"), metrics)
-        drawn = write_plots(paths, metrics, extras)
+        extras["metrics"] = metrics
+        baseline = save_baseline(paths, extras)
         t1 = time.perf_counter()
-        speed = measure_speed(extras)
-        write_json(paths.report("speed"), speed)
+        frontier, speed = measure_frontier(cfg, paths, extras)
         extras["timings"]["speed_s"] = time.perf_counter() - t1
+        write_json(paths.report("metrics"), metrics)
+        write_json(paths.report("speed"), speed)
+        write_json(paths.report("frontier"), frontier)
+        drawn = write_plots(paths, metrics, extras, frontier)
         extras["timings"]["compute_s"] = time.perf_counter() - t0
         mlflow.log_metrics({**metrics, **{k: float(v) for k, v in speed.items() if v is not None},
                             **{f"time.{k}": v for k, v in extras["timings"].items()}})
@@ -268,7 +356,11 @@ def run(cfg: Params, paths: Paths) -> dict:
             mlflow.set_tag(f"evaluate.note.{i}", note[:5000])
         mlflow.log_artifact(str(paths.report("metrics")))
         mlflow.log_artifact(str(paths.report("speed")))
+        mlflow.log_artifact(str(paths.report("frontier")))
+        mlflow.log_text(frontier_table(frontier), "frontier.md")
         mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
+        if baseline:
+            mlflow.set_tag("evaluate.best_baseline", baseline)
     summary = {k: metrics[k] for k in ("model.accuracy", "model.macro_f1", "model.micro_f1",
                                        "model.subset_accuracy", "teacher.accuracy",
                                        "baseline.tfidf_lr.accuracy", "baseline.random_init.accuracy",
@@ -277,8 +369,10 @@ def run(cfg: Params, paths: Paths) -> dict:
     if "model.subset_accuracy" in metrics:  # multi_label: its baselines have no accuracy
         summary.update({k: metrics[k] for k in ("baseline.tfidf_lr.macro_f1", "baseline.random_init.macro_f1")
                         if k in metrics})
-    summary.update({k: speed[k] for k in ("speed.student_texts_per_s", "speed.teacher_texts_per_s",
-                                          "speed.ratio") if speed.get(k) is not None})
+    summary.update({k: speed[k] for k in ("speed.student_texts_per_s", "speed.static_texts_per_s",
+                                          "speed.teacher_texts_per_s", "speed.ratio") if speed.get(k) is not None})
+    if "static.accuracy" in metrics:
+        summary["static.accuracy"] = metrics["static.accuracy"]
     if extras["notes"]:
         summary["notes"] = extras["notes"]
     summary["plots"] = drawn

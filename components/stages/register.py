@@ -1,59 +1,44 @@
-"""register stage: log models/finetuned (and models/teacher) as MLflow pyfuncs, run the gates.
+"""register stage: log every model of the run as an MLflow pyfunc, run each one's gate.
 
-Two registered models: `register.model_name` is the student (models/finetuned,
-what the pipeline trains and serving loads by default); "<model_name>-teacher"
-is the fine-tuned teacher (models/teacher), for users who value accuracy over
-speed. Each has its own @champion / @challenger and audit trail.
+Registered models (components/registry/candidates.py), each with its own @champion /
+@challenger and audit trail: `register.model_name` is the student (models/finetuned, what
+serving loads by default), "<model_name>-static" the static student (models/finetuned_static,
+when finetune trained one), "<model_name>-teacher" the fine-tuned teacher (models/teacher),
+and "<model_name>-baseline" evaluate's best bag-of-words baseline (models/baseline), which is
+registered only when no neural model of the run reaches it, so the user still leaves with the
+best model of the run (one line says so).
 
 1. Check the registry answers (fail fast, no alias touched if not).
-2. In the register MLflow run: log the pyfunc (code_paths = only the inference
-   modules, explicit pinned pip requirements, signature with a `text` column
-   and an `output` param), registering a new version of `register.model_name`.
-   The teacher likewise (artifact path "teacher"; its Hugging Face backbone keeps
-   `transformers` in the requirements), but only when it is enabled and its
-   folder changed since its newest registered version: the tag
-   `encoderflow.model_md5` (DVC's hash of the folder) is compared, and an
-   identical teacher that already went through the gate is skipped with one
-   logged line instead of being copied into the store again.
-3. Tag each version with its lineage (git, dvc.lock, data, tokenizer, stage run
-   ids, Prefect flow run, model_md5) and describe it with a metrics table vs the
-   baselines; the student's version also names its teacher
-   (`encoderflow.teacher_init`, `encoderflow.teacher_test_accuracy`,
-   `encoderflow.teacher_md5`, `encoderflow.teacher_version`).
-4. Gate (components/evaluation/gate.py), the same rules for both models: re-score
-   that model's @champion and the new version on the current test split. Every
-   score is computed before any alias moves; then @champion or @challenger moves
-   (components/registry/client.py).
-5. Write reports/register.json (version, decision, numbers; the teacher's under "teacher").
+2. In the register MLflow run: log each pyfunc (code_paths = only the inference modules,
+   explicit pinned pip requirements, signature with a `text` column and an `output` param),
+   registering a new version. The teacher only when its folder changed since its newest
+   registered version (tag `encoderflow.model_md5`, DVC's hash of the folder); an identical
+   teacher that already went through the gate is skipped with one logged line.
+3. Tag each version with its lineage (git, dvc.lock, data, tokenizer, stage run ids, Prefect
+   flow run, model_md5) and describe it with a metrics table vs the baselines; the students
+   name their teacher (`encoderflow.teacher_*`).
+4. Gate (components/evaluation/gate.py), the same rules for every model: re-score that
+   model's @champion and the new version on the current test split, with floors at
+   register.floor_accuracy and (register.floor_vs_baselines) every baseline the run scored:
+   TF-IDF+LR, NB-LR and model2vec. Every score is computed before any alias moves.
+5. Write reports/register.json (the student's version and decision at the top, the others
+   under "static", "teacher" and "baseline").
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from components.core.config import RETRIEVAL_METRICS, Params
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.model.io import CONFIG
-from components.registry.publish import MD5_TAG, TABLE_METRICS, lineage_tags, log_pyfunc, metrics_table  # noqa: F401
+from components.registry.candidates import Candidate, read_json as _read_json
+from components.registry.publish import MD5_TAG, TABLE_METRICS, lineage_tags, log_pyfunc
 from components.stages import table
 
 STAGE = "register"
-RUN_STAGES = ("pretrain", "finetune", "evaluate")
-TEACHER_RUN_STAGES = ("teacher", "evaluate")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found (run the upstream stages first)", stage=STAGE) from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})", stage=STAGE) from None
 
 
 def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", labels: list[str] = (),
@@ -74,47 +59,6 @@ def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", la
                                stage=STAGE) from None
 
 
-@dataclass
-class Candidate:
-    """One model the stage registers: the student (models/finetuned) or the teacher."""
-    role: str  # "student" | "teacher"
-    name: str  # the registered model
-    folder: Path
-    prefix: str  # its key prefix in reports/metrics.json: "model" | "teacher"
-    stages: tuple[str, ...]  # the stages whose MLflow run ids its lineage tags name
-    meta: dict = field(default_factory=dict)  # the folder's config.json
-    md5: str = ""  # DVC's hash of the folder
-    init: str = ""  # the checkpoint it was fine-tuned from (config.json "init")
-    tags: dict = field(default_factory=dict)
-    version: str | None = None
-    decision: object = None  # gate.Decision
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
-    @property
-    def run_prefix(self) -> str:
-        """Prefix of its gate tags / metrics in the register run ("" for the student)."""
-        return "" if self.role == "student" else f"{self.role}."
-
-
-def teacher_candidate(paths: Paths, model_name: str, metrics: dict) -> Candidate | None:
-    """The teacher to register, or None when it is disabled (models/teacher/DISABLED.json) or absent."""
-    from components.evaluation import teacher as teacher_model
-    from components.registry.client import teacher_name
-
-    folder = teacher_model.folder(paths.teacher_model)
-    if folder is None:
-        return None
-    if "teacher.accuracy" not in metrics:
-        raise DataError(f"{paths.report('metrics')}: key 'teacher.accuracy' not found ({folder} holds a "
-                        "teacher model: re-run evaluate)", stage=STAGE)
-    meta = _read_json(folder / CONFIG)
-    return Candidate("teacher", teacher_name(model_name), folder, "teacher", TEACHER_RUN_STAGES, meta,
-                     init=str(meta.get("init") or "unknown"))
-
-
 def registered_copy(client, cand: Candidate, md5: str) -> str | None:
     """The newest version of cand.name when it holds this very folder (tag encoderflow.model_md5
     equal to `md5`) and its gate finished (tag gate.decision); else None."""
@@ -125,33 +69,12 @@ def registered_copy(client, cand: Candidate, md5: str) -> str | None:
     return str(mv.version) if md5 and tags.get(MD5_TAG) == md5 and tags.get("gate.decision") else None
 
 
-def teacher_tags(cand: Candidate, metrics: dict) -> dict[str, str]:
-    """What the student's version (and the teacher's own) record about the teacher."""
-    return {"encoderflow.teacher_init": cand.init,
-            "encoderflow.teacher_test_accuracy": f"{metrics['teacher.accuracy']:.4f}",
-            "encoderflow.teacher_md5": cand.md5}
-
-
-def description(cand: Candidate, metrics: dict, student: str, teacher: Candidate | None) -> str:
-    labels = ", ".join(cand.meta["labels"])
-    if cand.role == "teacher":
-        text = (f"Teacher of `{student}`: {cand.init} fine-tuned on the train "
-                f"split ({labels}). The student distils from its labels; it is slower and aims to be more "
-                f"accurate. Serve it with `mlflow models serve -m models:/{cand.name}@champion`.")
-    else:
-        text = f"Fine-tuned encoderflow classifier ({labels})."
-        if teacher is not None:
-            text += (f" Teacher: {teacher.init}, registered as "
-                     f"`{teacher.name}` version {teacher.version}.")
-    return f"{text}\n\nTest metrics at evaluate time:\n\n{metrics_table(metrics, cand.prefix)}\n"
-
-
 def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
     """Log + register cand's pyfunc in the active run, then tag it (description comes later)."""
     kind = cand.meta.get("backbone", {}).get("kind", "")
     info = log_pyfunc(paths, cand.name, list(cand.meta["labels"]), kind, folder=cand.folder,
-                      artifact_name="model" if cand.role == "student" else cand.role,
-                      task=cand.meta.get("task", "single_label"), bi_encoder="bi_encoder" in cand.meta)
+                      artifact_name=cand.artifact, task=cand.meta.get("task", "single_label"),
+                      bi_encoder="bi_encoder" in cand.meta, flavor=cand.flavor)
     cand.version = str(info.registered_model_version)
     cand.tags.update({"encoderflow.role": cand.role})
     cand.tags.update({f"metric.{m}": f"{metrics[f'{cand.prefix}.{m}']:.4f}" for m in TABLE_METRICS
@@ -160,7 +83,7 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
         client.set_model_version_tag(cand.name, cand.version, key, value)
 
 
-def judge(client, cand: Candidate, texts: list[str], names: list, rc, tfidf, seed: int,
+def judge(client, cand: Candidate, texts: list[str], names: list, rc, floors: dict, seed: int,
           metric: str = "accuracy") -> None:
     """Score cand's new version and its model's @champion on the test split; set cand.decision.
     recall_at_10: both retrieve the partners of the test pairs labelled with cand's positive."""
@@ -175,7 +98,7 @@ def judge(client, cand: Candidate, texts: list[str], names: list, rc, tfidf, see
         if champion else None
     cand.decision = gate.decide(new_correct, champ_correct, champion_version=champion,
                                 min_gain=rc.min_gain, floor_accuracy=rc.floor_accuracy,
-                                tfidf_accuracy=tfidf, samples=rc.bootstrap_samples, seed=seed, metric=metric)
+                                floors=floors, samples=rc.bootstrap_samples, seed=seed, metric=metric)
 
 
 def apply(client, cand: Candidate) -> dict:
@@ -236,34 +159,43 @@ def gate_metric(cfg: Params, paths: Paths) -> str:
     return metric
 
 
+def beats_baselines(cand: Candidate, metrics: dict, floors: dict, metric: str) -> bool:
+    """Whether a neural model of the run reaches every baseline floor: its gate's floor checks,
+    or (a teacher skipped as unchanged) its score in metrics.json."""
+    if cand.decision is not None:
+        return all(ok for name, ok in cand.decision.checks.items() if name.startswith("floor_vs_"))
+    score = metrics.get(f"{cand.prefix}.{metric}")
+    return score is not None and all(score >= v for v in floors.values())
+
+
 def run(cfg: Params, paths: Paths) -> dict:
     import mlflow
 
     from components.core import lineage, tracking
     from components.core.atomic import write_json
     from components.evaluation import gate
+    from components.registry import candidates
     from components.registry import client as registry
 
     rc = cfg.register
     metric = gate_metric(cfg, paths)
     metrics = _read_json(paths.report("metrics"))
-    student = Candidate("student", rc.model_name, paths.finetuned, "model", RUN_STAGES,
-                        _read_json(paths.finetuned / CONFIG))
+    student = candidates.student(paths, rc.model_name)
     if metric in RETRIEVAL_METRICS and "bi_encoder" not in student.meta:
         raise DataError(f"{paths.finetuned / CONFIG}: no bi-encoder to score register.metric {metric} "
                         "(re-run finetune with finetune.bi_encoder.enabled: true)", stage=STAGE)
-    tfidf = None
-    if rc.floor_vs_tfidf:
-        key = gate.tfidf_key(metric)
-        if key not in metrics:
-            raise DataError(f"{paths.report('metrics')}: key '{key}' not found (needed by "
-                            "register.floor_vs_tfidf; set it to false to skip that floor)", stage=STAGE)
-        tfidf = float(metrics[key])
-    teacher = teacher_candidate(paths, rc.model_name, metrics)
+    floors = gate.baseline_floors(metrics, metric) if rc.floor_vs_baselines else {}
+    if rc.floor_vs_baselines and not floors:
+        raise DataError(f"{paths.report('metrics')}: key '{gate.tfidf_key(metric)}' not found (needed by "
+                        "register.floor_vs_baselines; set it to false to skip those floors)", stage=STAGE)
+    static = candidates.static(paths, rc.model_name, metrics) if metric not in RETRIEVAL_METRICS else None
+    teacher = candidates.teacher(paths, rc.model_name, metrics)
+    baseline = candidates.baseline(paths, rc.model_name) if metric not in RETRIEVAL_METRICS else None
     texts, names = _test_rows(paths)
 
     client = registry.connect(cfg.project, paths.root)  # one-line error if unreachable
-    for name in (student.name, registry.teacher_name(rc.model_name)):
+    for name in (student.name, f"{rc.model_name}-static", registry.teacher_name(rc.model_name),
+                 f"{rc.model_name}-baseline"):
         registry.sync(client, name)
     teacher_report: dict = {"model_name": registry.teacher_name(rc.model_name), "enabled": teacher is not None,
                             "registered": False}
@@ -279,32 +211,56 @@ def run(cfg: Params, paths: Paths) -> dict:
                                   reason=f"models/teacher unchanged since version {same} "
                                          f"({MD5_TAG} {teacher.md5})")
             print(f"register: {teacher.name}: {teacher_report['reason']}; not registered again", flush=True)
-    to_register = [c for c in (teacher, student) if c is not None and c.version is None]
+    neural = [c for c in (teacher, static, student) if c is not None]
+    to_register = [c for c in neural if c.version is None]
 
     with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run:
         exp, run_id = run.info.experiment_id, run.info.run_id
-        for cand in to_register:  # the teacher first: the student's tags name its version
-            cand.tags.update(lineage_tags(paths, client, exp, run_id, cand.folder, cand.stages))
-            if cand.role == "teacher":
-                cand.tags.update(teacher_tags(cand, metrics))
-            elif teacher is not None:
-                cand.tags.update({**teacher_tags(teacher, metrics), "encoderflow.teacher_version": teacher.version})
-            publish(paths, client, cand, metrics)
-        for cand in to_register:
-            client.update_model_version(cand.name, cand.version,
-                                        description=description(cand, metrics, student.name, teacher))
+
+        def register_all(cands: list[Candidate]) -> None:
+            for cand in cands:  # the teacher first: the students' tags name its version
+                cand.tags.update(lineage_tags(paths, client, exp, run_id, cand.folder, cand.stages))
+                if cand.role == "teacher":
+                    cand.tags.update(candidates.teacher_tags(cand, metrics))
+                elif teacher is not None and cand.role != "baseline":
+                    cand.tags.update({**candidates.teacher_tags(teacher, metrics),
+                                      "encoderflow.teacher_version": teacher.version})
+                publish(paths, client, cand, metrics)
+            for cand in cands:
+                client.update_model_version(cand.name, cand.version, description=candidates.description(
+                    cand, metrics, student.name, teacher))
+
+        register_all(to_register)
         t0 = time.perf_counter()  # time.compute_s: the gates (load + score both versions, bootstrap)
         for cand in to_register:  # every score before any alias moves
-            judge(client, cand, texts, names, rc, tfidf, cfg.project.seed, metric)
+            judge(client, cand, texts, names, rc, floors, cfg.project.seed, metric)
+        baseline_note = ""
+        if baseline is not None and not any(beats_baselines(c, metrics, floors, metric) for c in neural):
+            best = f"{baseline.init} {metrics.get(f'{baseline.prefix}.{metric}', float('nan')):.4f}"
+            others = ", ".join(f"{c.role} {metrics.get(f'{c.prefix}.{metric}', float('nan')):.4f}" for c in neural)
+            baseline_note = (f"no neural model of this run beats the best baseline ({best}; {others}): "
+                             f"registering {baseline.init} as {baseline.name}")
+            print(f"register: {baseline_note}", flush=True)
+            register_all([baseline])
+            judge(client, baseline, texts, names, rc, {k: v for k, v in floors.items() if k != baseline.init},
+                  cfg.project.seed, metric)
+            to_register.append(baseline)
         compute_s = time.perf_counter() - t0
-        reports = {cand.role: apply(client, cand) for cand in (student, teacher) if cand in to_register}
+        reports = {cand.role: apply(client, cand) for cand in to_register}
         mlflow.log_metric("time.compute_s", compute_s)
         if "teacher" in reports:
             teacher_report.update(registered=True, **reports["teacher"])
         mlflow.set_tags({"teacher.registered": str(teacher_report["registered"]).lower(),
-                         "teacher.note": teacher_report.get("reason", "")[:500]})
+                         "teacher.note": teacher_report.get("reason", "")[:500],
+                         "baseline.note": baseline_note[:500]})
         report = {**reports["student"], "run_id": run_id, "teacher": teacher_report,
                   "flow_run_id": os.environ.get("ENCODERFLOW_FLOW_RUN_ID", "")}
+        if static is not None:
+            report["static"] = reports["static"]
+        report["baseline"] = reports.get("baseline") or {"registered": False, "reason": "a neural model of the "
+                                                         "run beats every baseline" if baseline else "no baseline"}
+        if baseline_note:
+            report["baseline"]["note"] = baseline_note
         write_json(paths.report(STAGE), report)
         mlflow.log_artifact(str(paths.report(STAGE)), "gate")
     out = {"version": student.version, "decision": student.decision.alias,
@@ -312,6 +268,10 @@ def run(cfg: Params, paths: Paths) -> dict:
     if metric != "accuracy":  # the value above is of this metric (gate.Decision)
         out = {"version": student.version, "decision": student.decision.alias, "metric": metric,
                metric: round(student.decision.accuracy, 4)}
+    if static is not None:
+        out.update(static_version=static.version, static_decision=static.decision.alias)
     if teacher is not None:
         out.update(teacher_version=teacher.version, teacher_decision=teacher_report["decision"])
+    if "baseline" in reports:
+        out.update(baseline_version=baseline.version, baseline_decision=baseline.decision.alias)
     return out
