@@ -182,7 +182,8 @@ def retrieval_rows(model, texts: list, truth: list, metric: str, positive: str, 
     texts) on the test pairs labelled `positive` (evaluation/retrieval.py)."""
     import pandas as pd
 
-    from components.evaluation.retrieval import cosine, per_query, retrieval_set
+    from components.data.pairs import retrieval_set
+    from components.evaluation.retrieval import cosine, per_query
 
     queries, candidates, relevant = retrieval_set([t for t, y in zip(texts, truth) if y == positive])
     if not queries:

