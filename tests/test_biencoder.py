@@ -118,7 +118,8 @@ def test_bi_encoder_pipeline_ingest_to_register_and_embed(tmp_path_factory, tmp_
     import pandas as pd
 
     from components.model.classifier import TextClassifier
-    from components.registry.predict import embed_file, load_model
+    from components.registry.load import load_model
+    from components.registry.predict import embed_file
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="pair", overrides=BI),
                                tmp_path / "p")
