@@ -55,6 +55,9 @@ def _paired_ci(new: np.ndarray, old: np.ndarray, diff, samples: int, seed: int, 
     bootstrap, paired=True: every resample takes the same row indices for both models)."""
     from scipy.stats import bootstrap
 
+    if len(new) == 1:  # scipy wants two rows; every resample of one row is that row
+        value = float(diff(np.moveaxis(new, 0, -1), np.moveaxis(old, 0, -1), axis=-1))
+        return value, value
     res = bootstrap((new, old), diff, paired=True, vectorized=True, axis=0, n_resamples=samples,
                     batch=batch, method="percentile", confidence_level=level,
                     rng=np.random.default_rng(seed))
