@@ -61,7 +61,7 @@ def pretrained(ws: Workspace, cfg, root: Path | None = None) -> Path:
 
 
 def split(paths, name: str, n_classes: int):
-    from components.model.cls_data import text_split
+    from components.data.splits import text_split
 
     return text_split(paths.split(name), n_classes)
 
@@ -75,7 +75,7 @@ def accuracy(probs, y) -> float:
 def fit(cfg, root: Path, init: str, tag: str):
     """finetune's fit_classifier (the stage's training) in `root`; (classifier, seconds)."""
     from components.core.paths import Paths
-    from components.stages.finetune import fit_classifier
+    from components.training.fit_classifier import fit_classifier
 
     t0 = time.perf_counter()
     with C.in_dir(root):

@@ -110,7 +110,7 @@ def make_cell(ws, cfg, frac: float, seed: int, val_subset: bool, pretrained: Pat
     from tokenizers import Tokenizer
 
     from components.core.paths import Paths
-    from components.stages.tokenize import encode_splits
+    from components.data.split_encode import encode_splits
 
     base = ws.paths
     root = ws.root / "bench" / "label_efficiency" / f"f{frac:g}-s{seed}"

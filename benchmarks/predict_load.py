@@ -15,7 +15,7 @@ its own process so that each gets its own peak RSS (ru_maxrss, via a small launc
 - cli:    `encoderflow predict INPUT -o OUT.parquet --model URI`, end to end
           (interpreter start, imports, model load, read, score, write);
 - pyfunc: mlflow.pyfunc.load_model(URI), then model.predict on --batch-rows
-          rows at a time, read with components.registry.predict.read_batches (streamed),
+          rows at a time, read with components.registry.batch_read.read_batches (streamed),
           results dropped; texts/s counts the predict loop only (load_s apart).
 
 Input sizes share one length mix (the base texts are shuffled), so they differ only in N.
@@ -153,17 +153,18 @@ def worker(uri: str, src: str, batch_rows: int) -> None:
 
     env.configure()
     from components.core.config import Params, load_params
-    from components.registry import predict
+    from components.registry.batch_read import read_batches
     from components.registry.client import connect
+    from components.registry.load import load_model
 
     cfg = load_params(Path("params.yaml")) if Path("params.yaml").is_file() else Params()
     if uri.startswith("models:/"):  # the project's registry, as `encoderflow predict` does
         connect(cfg.project, Path(".").resolve())
     t0 = time.perf_counter()
-    model = predict.load_model(uri)
+    model = load_model(uri)
     t1 = time.perf_counter()
     rows = 0
-    for batch in predict.read_batches(src, "text", parquet_rows=batch_rows):
+    for batch in read_batches(src, "text", parquet_rows=batch_rows):
         for start in range(0, batch.num_rows, batch_rows):
             chunk = batch.slice(start, batch_rows).select(["text"]).to_pandas()
             rows += len(model.predict(chunk, params={"output": "label"}))

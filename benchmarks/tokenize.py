@@ -77,9 +77,9 @@ def main(argv=None) -> dict:
 
     from components.core.config import Params, load_params
     from components.data.tokenizer_train import train_tokenizer
-    from components.stages.tokenize import _quiet_datasets, encode_dataset
+    from components.data.split_encode import encode_dataset, quiet_datasets
 
-    _quiet_datasets(show_progress=False)
+    quiet_datasets(show_progress=False)
     cfg = load_params(args.params) if Path(args.params).is_file() else Params()
     texts, source = load_texts(args)
     texts = texts[: args.limit] if args.limit else texts

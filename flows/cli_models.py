@@ -188,15 +188,16 @@ def _open_model(params: Path, set_: Optional[List[str]], uri: Optional[str], inp
 
     Bad files fail here with a one-line error, before the (slower) model load.
     """
-    from components.registry import predict as batch
+    from components.registry.batch_read import file_kind, read_batches
+    from components.registry.load import load_model
 
     cfg = _cfg(params, set_)
-    next(batch.read_batches(input, text_column), None)
-    batch._kind(output, out_kinds, "output")
+    next(read_batches(input, text_column), None)
+    file_kind(output, out_kinds, "output")
     uri = uri or f"models:/{cfg.register.model_name}@champion"
     if uri.startswith("models:/"):
         _client(cfg)  # points mlflow at the project's registry (one-line error if unreachable)
-    return uri, batch.load_model(uri)
+    return uri, load_model(uri)
 
 
 @app.command()
@@ -207,8 +208,9 @@ def predict(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parqu
     """Predict a label and class probabilities for every row (streamed; output .csv/.jsonl/.parquet)."""
     try:
         from components.registry import predict as batch
+        from components.registry.batch_write import PRED_OUT
 
-        uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.PRED_OUT)
+        uri, loaded = _open_model(params, set_, model, input, output, text_column, PRED_OUT)
         n = batch.predict_file(loaded, input, output, text_column, pair_column=text_pair_column)
         typer.echo(f"predict: {n} rows scored with {redact(uri)} -> {output}")
     except EncoderflowError as e:
@@ -223,8 +225,9 @@ def embed(input: Path = typer.Argument(..., help="Input .csv, .jsonl or .parquet
     """Sentence vectors for every row (streamed; output .parquet or .npy)."""
     try:
         from components.registry import predict as batch
+        from components.registry.batch_write import EMBED_OUT
 
-        uri, loaded = _open_model(params, set_, model, input, output, text_column, batch.EMBED_OUT)
+        uri, loaded = _open_model(params, set_, model, input, output, text_column, EMBED_OUT)
         n, dim = batch.embed_file(loaded, input, output, text_column, pair_column=text_pair_column)
         typer.echo(f"embed: {n} rows x {dim} dims with {redact(uri)} -> {output}")
     except EncoderflowError as e:

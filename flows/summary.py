@@ -15,7 +15,6 @@ failed run too (reports of stages that did not run are left out as stale):
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from components.core.paths import Paths

@@ -44,7 +44,7 @@ def add_teacher(root: Path, hf_folder: Path, epochs: int = 4, seed: int = 0) -> 
     from components.core.atomic import atomic_dir, write_json
     from components.core.config import DistillConfig, FinetuneConfig, ModelConfig, Params, ProjectConfig
     from components.core.paths import Paths
-    from components.stages.finetune import fit_classifier
+    from components.training.fit_classifier import fit_classifier
 
     paths = Paths.at(root)
     cfg = Params(project=ProjectConfig(seed=seed, tracking_uri="sqlite:///unused.db"),

@@ -41,7 +41,7 @@ def test_bi_encoder_config_errors_are_one_line():
 
 
 def test_bi_encoder_positive_must_be_a_label_of_the_data(project):
-    from components.model.lit_biencoder import positive_id
+    from components.data.pairs import positive_id
 
     assert positive_id(["different", "duplicate"], "duplicate", Paths.at(project)) == 1
     for bad in ("dup", ""):
@@ -52,7 +52,8 @@ def test_bi_encoder_positive_must_be_a_label_of_the_data(project):
 
 
 def test_retrieval_metrics_on_hand_made_similarities():
-    from components.evaluation.retrieval import retrieval_metrics, retrieval_set
+    from components.data.pairs import retrieval_set
+    from components.evaluation.retrieval import retrieval_metrics
 
     eye = np.eye(20, dtype=bool)
     perfect = retrieval_metrics(np.eye(20), eye)
@@ -83,6 +84,32 @@ def test_contrastive_loss_prefers_matched_pairs():
     assert contrastive_loss(a, noisy, 0.05) == pytest.approx(contrastive_loss(noisy, a, 0.05).item())  # symmetric
 
 
+def test_val_mrr_of_training_is_evaluates_mrr():
+    """LitBiEncoder logs val MRR / recall@10 with torchmetrics' RetrievalMRR / RetrievalRecall; the
+    values are evaluation/retrieval.per_query's means (what evaluate reports on test), to the bit,
+    as long as no two candidates of a query score exactly the same (see lit_biencoder)."""
+    from components.evaluation.retrieval import per_query
+    from components.model.lit_biencoder import LitBiEncoder
+
+    gen = torch.Generator().manual_seed(0)
+    q, c = 37, 53
+    vecs = torch.nn.functional.normalize(torch.randn(q + c, 8, generator=gen), dim=-1)
+    relevant = np.zeros((q, c), dtype=bool)
+    relevant[np.arange(q), np.arange(q) % c] = True
+    relevant[3, 1] = relevant[5, 40] = True  # queries with two partners
+    module = LitBiEncoder(torch.nn.Identity(), temperature=0.05, lr=1e-3, weight_decay=0.0, layer_lr_decay=1.0,
+                          warmup_fraction=0.0, total_steps=1, val_queries=q, val_relevant=relevant)
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    for _ in range(2):  # twice: the metrics reset between epochs
+        module._val = [vecs[:50], vecs[50:]]
+        module.on_validation_epoch_end()
+        sim = vecs[:q].numpy() @ vecs[q:].numpy().T  # [Q, C]
+        assert logged["val_mrr"] == float(per_query(sim, relevant, "mrr").mean())
+        assert logged["val_recall_at_10"] == float(per_query(sim, relevant, "recall_at_10").mean())
+        assert 0 < logged["val_mrr"] < 1 and module._val == []
+
+
 @pytest.mark.slow
 def test_bi_encoder_pipeline_ingest_to_register_and_embed(tmp_path_factory, tmp_path, monkeypatch):
     """The tiny pair project with finetune.bi_encoder on: real training, evaluate's retrieval rows,
@@ -91,7 +118,8 @@ def test_bi_encoder_pipeline_ingest_to_register_and_embed(tmp_path_factory, tmp_
     import pandas as pd
 
     from components.model.classifier import TextClassifier
-    from components.registry.predict import embed_file, load_model
+    from components.registry.load import load_model
+    from components.registry.predict import embed_file
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="pair", overrides=BI),
                                tmp_path / "p")

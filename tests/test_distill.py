@@ -16,10 +16,13 @@ import torch.nn.functional as F
 from components.core.config import DistillConfig, parse_params
 from components.core.errors import ConfigError, DataError
 from components.data import transfer
-from components.model import cls_data, lit_cls, train_set
+from components.data.splits import text_split, tokenized_split
+from components.model import cls_data, lit_cls
 from components.model.classifier import TextClassifier
 from components.model.lit_cls import distill_loss, soft_term
 from components.stages import finetune
+from components.training import train_set
+from components.training.fit_classifier import fit_classifier
 
 import cls_project as cp
 
@@ -250,10 +253,10 @@ def test_distill_from_pretrained_every_family(tiny, family, monkeypatch):
     assert int((train_ds.labels >= 0).sum()) == 64  # gold only on the train rows
     # validation is the gold val split only, never a transfer row
     assert isinstance(val_ds, cls_data.LabelledSeqs)
-    val_ids, val_y = cls_data.tokenized_split(tiny.tokenized, "val", 2)
+    val_ids, val_y = tokenized_split(tiny.tokenized, "val", 2)
     assert val_ds.seqs == val_ids and np.array_equal(val_ds.labels, val_y)
     # transfer texts go through the tokenizer the tokenize stage used: same ids for train texts
-    train_ids, _ = cls_data.tokenized_split(tiny.tokenized, "train", 2)
+    train_ids, _ = tokenized_split(tiny.tokenized, "train", 2)
     assert train_ds.seqs[:64] == train_ids
 
     report = json.loads(tiny.report("finetune").read_text())
@@ -272,7 +275,7 @@ def test_distill_from_random_init(tiny, kind):
     n = write_transfer(tiny)
     cfg = _cfg(tiny, "cnn", init="random", class_weights=True)
     cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, loss=kind, alpha=0.3, vector_weight=0.0)))
-    res = finetune.fit_classifier(cfg, tiny, progress=False)
+    res = fit_classifier(cfg, tiny, progress=False)
     assert res.info["init_kind"] == "random" and res.info["distill"]["used"]
     assert res.info["distill"]["loss"] == kind and res.steps == math.ceil(n / 8)
     assert math.isfinite(res.history[0]["train_loss"])
@@ -289,7 +292,7 @@ def test_distill_with_teacher_vectors(tiny):
     write_transfer(tiny, vectors=_vectors(n))
     cfg = _cfg(tiny, "cnn", init="random")
     cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, vector_weight=1.0)))
-    res = finetune.fit_classifier(cfg, tiny, progress=False)
+    res = fit_classifier(cfg, tiny, progress=False)
     assert res.info["distill"]["used"] and res.info["distill"]["vector_dim"] == 6
     assert res.info["distill"]["vector_weight"] == 1.0
     assert math.isfinite(res.history[0]["train_loss"])
@@ -303,7 +306,7 @@ def test_vector_weight_without_teacher_vectors_is_a_data_error(tiny):
     cfg = _cfg(tiny, "cnn", init="random")
     cfg = replace(cfg, finetune=replace(cfg.finetune, distill=DistillConfig(enabled=True, vector_weight=0.5)))
     with pytest.raises(DataError, match="vector_weight is 0.5 but the transfer set has no teacher vectors") as e:
-        finetune.fit_classifier(cfg, tiny, progress=False)
+        fit_classifier(cfg, tiny, progress=False)
     assert "\n" not in str(e.value)
 
 
@@ -316,7 +319,7 @@ def test_distill_with_another_task_trains_on_gold(tiny, task, capsys):
     write_transfer(tiny)  # would be read if distillation went ahead
     cfg = _cfg(tiny, "cnn", init="random")
     cfg = replace(cfg, ingest=replace(cfg.ingest, task=task))
-    gold = cls_data.tokenized_split(tiny.tokenized, "train", 2)
+    gold = tokenized_split(tiny.tokenized, "train", 2)
     ds, info = train_set.build(cfg, tiny, Tokenizer.from_file(str(tiny.tokenizer)), 2, 32, gold)
     assert isinstance(ds, cls_data.LabelledSeqs) and ds.seqs == gold[0]
     assert info["distill"]["enabled"] and not info["distill"]["used"]
@@ -327,14 +330,14 @@ def test_distill_with_another_task_trains_on_gold(tiny, task, capsys):
 def test_distill_from_a_hugging_face_folder(tiny):
     n = write_transfer(tiny)
     cp.make_hf_folder(tiny.root / "hf_tiny")
-    res = finetune.fit_classifier(_cfg(tiny, init="hf_tiny"), tiny, progress=False)
+    res = fit_classifier(_cfg(tiny, init="hf_tiny"), tiny, progress=False)
     assert res.info["init_kind"] == "hf" and res.info["train_rows"] == n
     assert res.classifier.encode(["a great film"])[0][0] == 2  # the HF tokenizer's [CLS]
 
 
 def test_empty_transfer_set_trains_on_gold(tiny, capsys):
     write_transfer(tiny, [], [], [], np.zeros((0, 2), np.float32))
-    res = finetune.fit_classifier(_cfg(tiny, "cnn", init="random"), tiny, progress=False)
+    res = fit_classifier(_cfg(tiny, "cnn", init="random"), tiny, progress=False)
     assert res.info["distill"]["used"] is False and res.info["train_rows"] == 64
     assert res.info["distill"]["transfer_rows"] == {"train": 0, "unlabeled": 0, "augmented": 0}
     assert "has 0 rows" in capsys.readouterr().out
@@ -348,13 +351,13 @@ def test_augment_copies_without_a_teacher(tiny, monkeypatch):
     raw = {"teacher": {"enabled": False}, "finetune": {"distill": {"enabled": False}, "augment_copies": 2}}
     assert parse_params(raw).finetune.augment_copies == 2
     cfg = _cfg(tiny, "cnn", distill=False, init="random", augment_copies=2)
-    res = finetune.fit_classifier(cfg, tiny, progress=False)
+    res = fit_classifier(cfg, tiny, progress=False)
     train_ds = made[0]
     assert isinstance(train_ds, cls_data.LabelledSeqs)
     added, dropped = res.info["augmented_rows"], res.info["augmented_dropped_held_out"]
     assert added + dropped == 128 and len(train_ds) == 64 + added == res.info["train_rows"]
     # each copy carries its source text's gold label (augment orders copies by source, then copy)
-    texts, y = cls_data.text_split(tiny.split("train"), 2)
+    texts, y = text_split(tiny.split("train"), 2)
     if dropped == 0:
         assert np.array_equal(train_ds.labels[64:], np.repeat(y, 2))
     assert res.steps == math.ceil(len(train_ds) / 8)
@@ -393,7 +396,7 @@ def test_class_count_mismatch_names_both_counts(tiny):
 def test_missing_transfer_set_is_a_data_error(tiny):
     tiny.teacher_transfer.unlink(missing_ok=True)
     with pytest.raises(DataError, match="transfer.parquet: not found .run the teacher stage first"):
-        finetune.fit_classifier(_cfg(tiny, "cnn", init="random"), tiny, progress=False)
+        fit_classifier(_cfg(tiny, "cnn", init="random"), tiny, progress=False)
 
 
 @pytest.mark.parametrize("texts, sources, labels, probs, message", [

@@ -220,13 +220,14 @@ def test_evaluate_stage_is_flat_deterministic_and_logged(project):
 
 def test_evaluate_refuses_a_model_with_other_labels(project):
     from components.core.errors import DataError
-    from components.stages import evaluate, finetune
+    from components.stages import evaluate
+    from components.training.fit_classifier import train_classifier
 
     import cls_project as cp
 
     paths = cp.make_project(project, n_train=16, n_val=8, n_test=8)
     cfg = cp.tiny_params(max_epochs=1, init="random")
-    clf = finetune.train_classifier(cfg, paths, progress=False)
+    clf = train_classifier(cfg, paths, progress=False)
     clf.labels = ["bad", "good"]
     clf.save(paths.finetuned)
     with pytest.raises(DataError, match="labels"):

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from components.core.errors import ConfigError
-from components.model import classifier, cls_data, lit_cls, optim
+from components.data.splits import text_split
+from components.model import batching, classifier, cls_data, lit_cls, optim, tokens
 from components.model.classifier import TextClassifier
 from components.stages import finetune
+from components.training.fit_classifier import CURVE_COLUMNS, fit_classifier, train_classifier
 
 import cls_project as cp
 
@@ -31,7 +33,7 @@ def _cfg(paths, family="transformer", **ft):
 
 
 def test_doctests():
-    for mod in (classifier, cls_data, lit_cls, optim):
+    for mod in (classifier, cls_data, lit_cls, optim, tokens, batching):
         assert doctest.testmod(mod).failed == 0, mod.__name__
 
 
@@ -43,9 +45,9 @@ def _check_roundtrip(folder, expect_labels):
     assert np.allclose(p1.sum(1), 1, atol=1e-5)
     assert np.array_equal(p1, clf.predict_proba(TEXTS))  # deterministic
     assert np.allclose(p1, p2, atol=1e-5)  # batching does not change the answer
-    # inference pads each batch to a multiple of classifier.PAD_MULTIPLE: same answer as no padding
+    # inference pads each batch to a multiple of tokens.PAD_MULTIPLE: same answer as no padding
     lengths = [len(ids) for ids in clf.encode(TEXTS)]
-    assert any(n % classifier.PAD_MULTIPLE for n in lengths), lengths  # some rows get padding
+    assert any(n % tokens.PAD_MULTIPLE for n in lengths), lengths  # some rows get padding
     for text, row in zip(TEXTS, p1):
         ids = torch.tensor([clf.encode([text])[0]])
         with torch.inference_mode():
@@ -72,14 +74,14 @@ def test_stage_from_pretrained_exports_the_best_checkpoint(tiny, family):
     assert report["mlflow_run_id"]
     with open(tiny.reports / "finetune_curve.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["epoch"] for r in rows] == ["1", "2"] and set(rows[0]) == set(finetune.CURVE_COLUMNS)
+    assert [r["epoch"] for r in rows] == ["1", "2"] and set(rows[0]) == set(CURVE_COLUMNS)
     assert report["best_val_f1"] == pytest.approx(max(float(r["val_f1"]) for r in rows), abs=1e-6)
 
     clf = _check_roundtrip(tiny.finetuned, cp.LABELS)
     # The exported weights are the best epoch's: recompute val macro-F1 from the folder.
     from torchmetrics.functional.classification import multiclass_f1_score
 
-    texts, labels = cls_data.text_split(tiny.split("val"), 2)
+    texts, labels = text_split(tiny.split("val"), 2)
     pred = torch.as_tensor(clf.predict_proba(texts).argmax(1))
     f1 = multiclass_f1_score(pred, torch.as_tensor(labels), num_classes=2, average="macro").item()
     assert f1 == pytest.approx(report["best_val_f1"], abs=1e-4)
@@ -89,7 +91,7 @@ def test_stage_from_pretrained_exports_the_best_checkpoint(tiny, family):
 def test_random_init_with_options(tiny, family):
     cfg = _cfg(tiny, family, init="random", max_epochs=1, freeze_layers=1, layer_lr_decay=0.5,
                class_weights=True)
-    res = finetune.fit_classifier(cfg, tiny, progress=False)
+    res = fit_classifier(cfg, tiny, progress=False)
     assert res.info["init_kind"] == "random" and res.info["frozen_params"] > 0
     assert res.steps == 8 and len(res.history) == 1
     probs = res.classifier.predict_proba(TEXTS)
@@ -102,7 +104,7 @@ def test_frozen_groups_do_not_move(tiny):
     cfg = _cfg(tiny, max_epochs=1, freeze_layers=2, lr=1e-2)
     cp.save_pretrained(cfg, tiny)
     before = load_encoder(tiny.pretrained)
-    net = finetune.train_classifier(cfg, tiny, progress=False).net
+    net = train_classifier(cfg, tiny, progress=False).net
     after = net.backbone
     b_groups, a_groups = before.layer_groups(), after.layer_groups()
     for g in range(2):  # frozen: embeddings + block 0
@@ -160,7 +162,7 @@ def test_from_a_hugging_face_folder(tiny):
 
 def test_truncation_to_max_length(tiny):
     cfg = _cfg(tiny, init="random", max_epochs=1)
-    clf = finetune.train_classifier(cfg, tiny, progress=False)
+    clf = train_classifier(cfg, tiny, progress=False)
     long = " ".join(["great"] * 200)
     assert len(clf.encode([long])[0]) == cfg.model.max_length
     assert clf.predict_proba([long]).shape == (1, 2)
@@ -168,6 +170,6 @@ def test_truncation_to_max_length(tiny):
 
 def test_bad_options_are_one_line_errors(tiny):
     with pytest.raises(ConfigError, match="finetune.init.*no_such_folder"):
-        finetune.fit_classifier(_cfg(tiny, init="no_such_folder"), tiny, progress=False)
+        fit_classifier(_cfg(tiny, init="no_such_folder"), tiny, progress=False)
     with pytest.raises(ConfigError, match="finetune.freeze_layers: expected at most 3"):
-        finetune.fit_classifier(_cfg(tiny, init="random", freeze_layers=4), tiny, progress=False)
+        fit_classifier(_cfg(tiny, init="random", freeze_layers=4), tiny, progress=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import hashlib
-import io
 import json
 import shutil
 import zipfile

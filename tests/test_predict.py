@@ -13,6 +13,8 @@ from components.core.config import load_params
 from components.core.errors import DataError, EncoderflowError
 from components.core.paths import Paths
 from components.registry import predict
+from components.registry.batch_read import read_batches
+from components.registry.load import load_model
 
 import tiny_pipeline
 
@@ -80,11 +82,11 @@ def test_predict_every_format_same_answers_twice_identical(inputs):
 
 def test_streaming_reads_in_batches_and_batching_does_not_change_results(inputs):
     _, d = inputs
-    batches = list(predict.read_batches(d / "in.csv", block_bytes=2048))
+    batches = list(read_batches(d / "in.csv", block_bytes=2048))
     assert len(batches) > 1 and sum(b.num_rows for b in batches) == 150
-    assert [b.num_rows for b in predict.read_batches(d / "in.parquet", parquet_rows=40)] == [40, 40, 40, 30]
-    assert len(list(predict.read_batches(d / "in.jsonl", block_bytes=2048))) > 1
-    model = predict.load_model(URI)
+    assert [b.num_rows for b in read_batches(d / "in.parquet", parquet_rows=40)] == [40, 40, 40, 30]
+    assert len(list(read_batches(d / "in.jsonl", block_bytes=2048))) > 1
+    model = load_model(URI)
     assert predict.predict_file(model, d / "in.parquet", d / "small.parquet", chunk_rows=16, progress=False) == 150
     predict.predict_file(model, d / "in.parquet", d / "big.parquet", chunk_rows=1024, progress=False)
     small, big = pd.read_parquet(d / "small.parquet"), pd.read_parquet(d / "big.parquet")
@@ -102,7 +104,7 @@ def test_embed_npy_and_parquet_agree(inputs):
     assert vecs.shape == (150, 32) and vecs.dtype == np.float32
     assert table["id"].tolist() == frame["id"].tolist()
     np.testing.assert_allclose(np.stack(table["embedding"].to_numpy()), vecs, atol=1e-5)
-    model = predict.load_model(URI)
+    model = load_model(URI)
     direct = model.predict(frame[["text"]].head(5), params={"output": "embedding"})
     np.testing.assert_allclose(direct, vecs[:5], atol=1e-5)
     assert cli("embed", str(d / "in.csv"), "-o", str(d / "e.npy"))[0] == 0
@@ -131,9 +133,9 @@ def test_bad_inputs_are_one_line_errors(inputs):
     assert cli("predict", str(d / "missing.csv"), "-o", str(d / "x.csv"))[1] == (
         f"error: {d / 'missing.csv'}: input file not found\n")
     with pytest.raises(DataError, match="column 'text' not found"):
-        next(predict.read_batches(d / "notext.csv"))
+        next(read_batches(d / "notext.csv"))
     with pytest.raises(EncoderflowError, match="could not be loaded"):
-        predict.load_model("runs:/0123456789abcdef/model")
+        load_model("runs:/0123456789abcdef/model")
 
 
 def test_a_local_model_folder_scores_exactly_like_its_registered_version(inputs):

@@ -6,7 +6,6 @@ and the run summary. The tiny pipeline (tests/tiny_pipeline.py) plus a tiny BERT
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -163,12 +163,12 @@ def test_a_second_run_writes_the_same_bytes(project, tmp_path):
 
 
 def test_disabled_writes_empty_outputs(tmp_path, monkeypatch):
-    from components.stages import finetune
+    from components.training import fit_classifier as training
 
     def no_training(*args, **kwargs):
         raise AssertionError("a disabled teacher must not train")
 
-    monkeypatch.setattr(finetune, "fit_classifier", no_training)
+    monkeypatch.setattr(training, "fit_classifier", no_training)
     paths = Paths.at(tmp_path)  # no data at all: the no-op reads nothing
     assert teacher.run(params(tmp_path, "no/such/folder", enabled=False), paths) == {"enabled": False}
     assert json.loads(paths.report("teacher").read_text()) == {"enabled": False}

@@ -15,8 +15,9 @@ import pytest
 from components.core.config import Params, TokenizeConfig
 from components.core.errors import DataError
 from components.core.paths import Paths
+from components.data.tokenizer_report import split_stats
 from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
-from components.stages.tokenize import run, split_stats, tokenize
+from components.stages.tokenize import run, tokenize
 
 MODELS = ("wordpiece", "bpe", "unigram")
 ENGLISH = [
@@ -236,7 +237,7 @@ def test_empty_unlabeled_split_encodes_to_empty_dataset(tmp_path):
 
     from components.core.paths import Paths
     from components.data.tokenizer_train import train_tokenizer
-    from components.stages.tokenize import encode_splits
+    from components.data.split_encode import encode_splits
 
     paths = Paths.at(tmp_path)
     paths.prepared.mkdir(parents=True)

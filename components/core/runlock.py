@@ -3,32 +3,32 @@
     with runlock.hold(root):          # raises AlreadyRunning at once if taken
         ...run stages...
 
-`hold` takes an exclusive, non-blocking `fcntl.flock` on the file and writes
-its pid into it. The OS drops a flock when the holding process dies, even on
-SIGKILL, so a crashed run never leaves the project locked; the pid left in the
-file is only a label (the next holder overwrites it).
+`hold` takes the lock with the filelock library (an exclusive, non-blocking `fcntl.flock`
+on the file) and writes its pid into it. The OS drops a flock when the holding process
+dies, even on SIGKILL, so a crashed run never leaves the project locked; the pid in the file
+is only a label (the holder writes it on taking the lock and clears it on release).
 
-Nesting. `encoderflow run` holds the lock and the flow inside it takes it
-again (same process), and in a DVC repo every stage is an
-`encoderflow stage NAME` subprocess that takes it too. Both are let through:
-the holder exports its pid in ENCODERFLOW_RUN_LOCK_PID, and a process finding
-the lock taken by itself or by the pid in that variable (its ancestor)
-proceeds without locking. Anyone else is refused with
+Nesting. `encoderflow run` holds the lock and the flow inside it takes it again (same
+process: the one FileLock instance per path counts the levels), and in a DVC repo every
+stage is an `encoderflow stage NAME` subprocess that takes it too. The holder exports its
+pid in ENCODERFLOW_RUN_LOCK_PID, and a process finding the lock taken by itself or by the pid
+in that variable (its ancestor) proceeds without locking. Anyone else is refused with
 "pipeline already running (pid N)".
 
-Scope: one machine (flock is local; on NFS it may not be honoured). The fd is
-not inherited by exec'd children (Python fds are non-inheritable), so a child
-that outlives the holder cannot keep the lock.
+Scope: one machine (flock is local; on NFS it may not be honoured). The fd is not inherited
+by exec'd children (Python fds are non-inheritable), so a child that outlives the holder
+cannot keep the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 from components.core.errors import EncoderflowError
 
@@ -63,12 +63,20 @@ def _read_pid(path: Path, tries: int = 20) -> int | None:
     return None
 
 
-def _open(path: Path) -> int:
+def _write_pid(fd: int) -> None:
+    """filelock's on_acquired hook: the holder's pid is the file's whole content."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _lock(path: Path) -> FileLock:
+    """This process's one FileLock of `path` (is_singleton: a nested `hold` re-enters it, from
+    any thread), taken at once or never (timeout 0)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ignore = path.parent / ".gitignore"
     if not ignore.exists():  # keep the folder out of `git status` (like .pytest_cache)
         ignore.write_text("# created by encoderflow\n*\n", encoding="utf-8")
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return FileLock(path, timeout=0, thread_local=False, is_singleton=True, on_acquired=_write_pid)
 
 
 def holder(root: str | Path) -> int | None:
@@ -80,39 +88,36 @@ def holder(root: str | Path) -> int | None:
     path = lock_path(root)
     if not path.is_file():
         return None
-    fd = os.open(path, os.O_RDWR)
+    probe = FileLock(path, timeout=0)  # not _lock's instance: it fails while anyone, we included, holds it
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        probe.acquire()
+    except Timeout:
         return _read_pid(path) or -1
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    probe.release()
+    return None
 
 
 @contextlib.contextmanager
 def hold(root: str | Path) -> Iterator[None]:
     """Hold the project's run lock for the body (re-entrant for this process and its children)."""
     path = lock_path(root)
-    fd = _open(path)
+    lock = _lock(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        taken = True
-    except BlockingIOError:
-        os.close(fd)
-        taken = False
-    if not taken:
+        lock.acquire()
+    except Timeout:
         pid = _read_pid(path)
         if pid is None or str(pid) not in (str(os.getpid()), os.environ.get(PID_ENV)):
-            raise AlreadyRunning(pid, path)
-        yield  # nested: our own lock, or our ancestor's (e.g. dvc repro -> encoderflow stage)
+            raise AlreadyRunning(pid, path) from None
+        yield  # our ancestor's lock (e.g. dvc repro -> encoderflow stage)
+        return
+    if lock.lock_counter > 1:  # nested in this process (the flow inside `encoderflow run`)
+        try:
+            yield
+        finally:
+            lock.release()
         return
     saved = os.environ.get(PID_ENV)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         os.environ[PID_ENV] = str(os.getpid())  # children (stage subprocesses) inherit it
         yield
     finally:
@@ -120,6 +125,5 @@ def hold(root: str | Path) -> Iterator[None]:
             os.environ.pop(PID_ENV, None)
         else:
             os.environ[PID_ENV] = saved
-        os.ftruncate(fd, 0)  # a free lock names nobody
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        path.write_bytes(b"")  # a free lock names nobody (still held here: nobody else writes)
+        lock.release()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.evaluation.retrieval import cosine, per_query, positives, retrieval_metrics, retrieval_set
+from components.data.pairs import positives, retrieval_set
+from components.evaluation.retrieval import cosine, per_query, retrieval_metrics
 
 
 def tfidf_cosine(train_pairs, val_pos, test_pos) -> tuple[np.ndarray, dict]:

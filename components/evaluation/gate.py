@@ -21,6 +21,8 @@ recall per query (a 0/1 hit when the query has one partner), floored by the TF-I
 baseline. An F1 is not a mean over
 rows: its rows are per-row tp/fp/fn count vectors (evaluation/multilabel.row_counts),
 and the paired bootstrap recomputes the F1 of both models on the same resampled rows.
+The paired bootstrap is scipy.stats.bootstrap (paired=True, percentile CI); seeded, it draws
+the resamples metrics.bootstrap_ci draws.
 The Decision's `accuracy`, `champion_accuracy` and `floors` hold values of `metric`
 (the names predate the other metrics; `metric` says which).
 """
@@ -31,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from components.evaluation.metrics import DIGITS, bootstrap_ci
+from components.evaluation.metrics import DIGITS
 
 # compared as per-row vectors (0/1, or recall per query); the F1s as count rows
 MEAN_METRICS = ("accuracy", "subset_accuracy", "recall_at_10")
@@ -60,24 +62,45 @@ def baseline_floors(metrics: dict[str, float], metric: str, skip: str | None = N
         return {"tfidf_cosine": float(metrics[key])} if key in metrics else {}
     return {n: float(metrics[f"baseline.{n}.{metric}"]) for n in FLOOR_BASELINES
             if n != skip and f"baseline.{n}.{metric}" in metrics}
+def _paired_ci(new: np.ndarray, old: np.ndarray, diff, samples: int, seed: int, level: float,
+               batch: int | None = None) -> tuple[float, float]:
+    """Percentile CI of diff(new rows, old rows) over `samples` paired resamples (scipy's
+    bootstrap, paired=True: every resample takes the same row indices for both models)."""
+    from scipy.stats import bootstrap
+
+    if len(new) == 1:  # scipy wants two rows; every resample of one row is that row
+        value = float(diff(np.moveaxis(new, 0, -1), np.moveaxis(old, 0, -1), axis=-1))
+        return value, value
+    res = bootstrap((new, old), diff, paired=True, vectorized=True, axis=0, n_resamples=samples,
+                    batch=batch, method="percentile", confidence_level=level,
+                    rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def paired_bootstrap_stat(new_rows: np.ndarray, old_rows: np.ndarray, stat: str, samples: int, seed: int,
                           level: float = 0.95) -> tuple[float, float, float]:
     """paired_bootstrap for an F1 ("macro_f1" / "micro_f1"): rows are per-row count vectors
     [N, 3C + 1] of each model on the same test rows; every resample takes the same rows for
-    both, and the difference of the two F1s is the bootstrapped statistic."""
-    from components.evaluation.multilabel import STATS, resampled
+    both, and the difference of the two F1s is the bootstrapped statistic.
+
+    >>> rows = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]] * 10, dtype=float)  # C = 1
+    >>> paired_bootstrap_stat(rows, rows, "macro_f1", 200, seed=0)  # the same model: no difference
+    (0.0, 0.0, 0.0)
+    """
+    from components.evaluation.multilabel import STATS
 
     new, old = np.asarray(new_rows, dtype=np.float64), np.asarray(old_rows, dtype=np.float64)
     if new.shape != old.shape or new.ndim != 2 or len(new) == 0:
         raise ValueError(f"paired_bootstrap_stat: expected two equal-shape non-empty [N, K] arrays, "
                          f"got {new.shape} and {old.shape}")
-    both = resampled([new, old], stat, samples, seed)  # [2, S]
-    diff = both[0] - both[1]
-    alpha = (1.0 - level) / 2.0
+
+    def diff(a, b, axis=-1):  # a, b [K, ..., n] resampled rows -> F1(a) - F1(b) [...]
+        sums = lambda x: np.moveaxis(x.sum(axis=axis), 0, -1)  # noqa: E731  [..., K] summed counts
+        return STATS[stat](sums(a), len(new)) - STATS[stat](sums(b), len(new))
+
+    low, high = _paired_ci(new, old, diff, samples, seed, level, batch=100)  # [K, 100, N] at a time
     point = float(STATS[stat](new.sum(axis=0), len(new)) - STATS[stat](old.sum(axis=0), len(old)))
-    return point, float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
+    return point, low, high
 
 
 def paired_bootstrap(new_correct: np.ndarray, old_correct: np.ndarray, samples: int, seed: int,
@@ -99,10 +122,8 @@ def paired_bootstrap(new_correct: np.ndarray, old_correct: np.ndarray, samples: 
     if new.shape != old.shape or new.ndim != 1 or len(new) == 0:
         raise ValueError(f"paired_bootstrap: expected two equal-length non-empty vectors, "
                          f"got {new.shape} and {old.shape}")
-    diff = new - old  # [N]
-    # Resampling the per-row differences is resampling the rows in pairs.
-    low, high = bootstrap_ci(diff, samples, seed, level)
-    return float(diff.mean()), low, high
+    low, high = _paired_ci(new, old, lambda a, b, axis=-1: (a - b).mean(axis=axis), samples, seed, level)
+    return float((new - old).mean()), low, high
 
 
 @dataclass
@@ -172,7 +193,6 @@ def correct_vector(model, texts: list[str], label_names: list[str], batch_size: 
     Compared by label NAME, so a champion trained with another label order is
     still scored correctly.
     """
-    import pandas as pd
 
     out = model.predict(input_frame(texts), params={"output": "label", "batch_size": batch_size})
     pred = np.asarray(out["label"], dtype=object)  # [N]
@@ -197,7 +217,8 @@ def retrieval_rows(model, texts: list, truth: list, metric: str, positive: str, 
     texts) on the test pairs labelled `positive` (evaluation/retrieval.py)."""
     import pandas as pd
 
-    from components.evaluation.retrieval import cosine, per_query, retrieval_set
+    from components.data.pairs import retrieval_set
+    from components.evaluation.retrieval import cosine, per_query
 
     queries, candidates, relevant = retrieval_set([t for t, y in zip(texts, truth) if y == positive])
     if not queries:
@@ -223,7 +244,6 @@ def score_rows(model, texts: list[str], truth: list, metric: str, labels: list[s
         return correct_vector(model, texts, truth, batch_size)
     if metric == "recall_at_10":  # pair + bi-encoder: per query, on the `positive` test pairs
         return retrieval_rows(model, texts, truth, metric, positive, batch_size)
-    import pandas as pd
 
     from components.evaluation.multilabel import row_counts
 

@@ -9,8 +9,8 @@ label set), `hamming_loss` and `f1.<label>`.
 
 An F1 is a function of the summed tp / fp / fn counts, so a bootstrap resample is a sum of
 per-row count vectors (`row_counts`). `resampled` draws the same rows as
-metrics.bootstrap_ci (same seed -> same resamples) and is what the gate's paired test
-uses for macro-F1 (components/evaluation/gate.py).
+metrics.bootstrap_ci (same seed -> same resamples); the gate's paired test on an F1 sums the
+same count rows (components/evaluation/gate.py).
 
 The multi_label baselines are in evaluation/multilabel_baselines.py.
 """
@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-LOG_EPS = 1e-7
+LOG_EPS = 1e-7  # log_loss below: mean BCE, clipped like metrics.log_loss (see there: why not sklearn's)
 
 
 def row_counts(pred: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@
   (the elementwise product and difference carry the overlap a concatenation alone cannot),
   with the analyzer (word 1-2 grams / char_wb 2-5 grams) and C chosen on val accuracy.
 
-Texts are (text, text_pair) tuples, as cls_data.text_split returns them for pair data.
+Texts are (text, text_pair) tuples, as data/splits.text_split returns them for pair data.
 """
 
 from __future__ import annotations

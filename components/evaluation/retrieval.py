@@ -1,15 +1,15 @@
 """Retrieval scores of the pair task's bi-encoder, and their TF-IDF cosine baseline.
 
 The task: for each positive pair (a, b) of a split (label == finetune.bi_encoder.positive),
-find b among the second texts of ALL the split's positive pairs, given a. Queries are the
-distinct first texts, candidates the distinct second texts; a query's relevant candidates
-are its partners (usually one; a text in two positive pairs has two). Per query, torchmetrics'
+find b among the second texts of ALL the split's positive pairs, given a (the queries,
+candidates and relevant matrix of data/pairs.retrieval_set). Per query, torchmetrics'
 retrieval functions rank the candidates by similarity:
 - recall_at_k: the share of its partners in the top k (with one partner: a 0/1 hit),
 - mrr: 1 / rank of its best-ranked partner;
 each averaged over the queries. The gate compares recall_at_10 per query (its mean is the
-metric), so its paired bootstrap resamples queries. Used by bi-encoder training (val MRR),
-evaluate (evaluation/biencoder.py) and the gate.
+metric), so its paired bootstrap resamples queries. Used by evaluate (evaluation/biencoder.py)
+and the gate; bi-encoder training logs the same MRR with torchmetrics' RetrievalMRR
+(model/lit_biencoder.py).
 """
 
 from __future__ import annotations
@@ -18,22 +18,6 @@ import numpy as np
 
 KS = (1, 5, 10)
 METRICS = tuple(f"recall_at_{k}" for k in KS) + ("mrr",)
-
-
-def retrieval_set(pairs) -> tuple[list[str], list[str], np.ndarray]:
-    """(queries, candidates, relevant [Q, C] bool) of positive (a, b) pairs; first-seen order.
-
-    >>> q, c, rel = retrieval_set([("a", "x"), ("b", "y"), ("a", "z")])
-    >>> q, c, rel.astype(int).tolist()
-    (['a', 'b'], ['x', 'y', 'z'], [[1, 0, 1], [0, 1, 0]])
-    """
-    queries = list(dict.fromkeys(a for a, _ in pairs))
-    candidates = list(dict.fromkeys(b for _, b in pairs))
-    qi, ci = {t: i for i, t in enumerate(queries)}, {t: i for i, t in enumerate(candidates)}
-    relevant = np.zeros((len(queries), len(candidates)), dtype=bool)
-    for a, b in pairs:
-        relevant[qi[a], ci[b]] = True
-    return queries, candidates, relevant
 
 
 def cosine(q: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -94,12 +78,3 @@ def retrieval_metrics(sim: np.ndarray, relevant: np.ndarray, *, bootstrap_sample
         hits = per_query(sim, relevant, "recall_at_10")
         out["recall_at_10_ci_low"], out["recall_at_10_ci_high"] = bootstrap_ci(hits, bootstrap_samples, seed)
     return out
-
-
-def positives(pairs, labels, positive_id: int) -> list[tuple[str, str]]:
-    """The (a, b) pairs whose label id is `positive_id`.
-
-    >>> positives([("a", "b"), ("c", "d")], np.array([1, 0]), 1)
-    [('a', 'b')]
-    """
-    return [p for p, y in zip(pairs, np.asarray(labels)) if int(y) == positive_id]

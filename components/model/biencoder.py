@@ -1,6 +1,6 @@
 """The bi-encoder of a pair model (finetune.bi_encoder): one shared encoder, each text alone.
 
-`BiEncoderNet` is the plain nn.Module that training optimises (model/lit_biencoder.py): the
+`BiEncoderNet` is the plain nn.Module that training optimises (training/fit_biencoder.py): the
 backbone's pooled vector of ONE text ("[CLS] text [SEP]", pooled as model.pooling),
 L2-normalised, so the dot product of two vectors is their cosine. `BiEncoder` wraps it with
 its tokenizer for inference, like TextClassifier: pure torch + tokenizers, eval mode,
@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.model.classifier import backbone_spec, build_backbone, run_batches, truncate
+from components.model.backbone import backbone_spec, build_backbone
+from components.model.batching import run_batches
 from components.model.io import FORMAT, read_folder, write_folder
+from components.model.tokens import encode
 
 KIND = "encoderflow.biencoder"
 SUBFOLDER = "biencoder"
@@ -76,7 +78,7 @@ class BiEncoder:
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each single text, truncated to max_length (the ids training saw)."""
-        return [truncate(e.ids, self.max_length) for e in self.tokenizer.encode_batch(list(texts))]
+        return encode(self.tokenizer, texts, self.max_length)
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit vectors [N, H] float32, one per text, in input order."""

@@ -17,6 +17,9 @@ tokenizer.json, config.json = {"format", "kind", "backbone", "labels",
 A multi_label model's config.json also holds "task": "multi_label" and "thresholds"
 (one per label, tuned on val): its probabilities are per-label sigmoids, and
 `predict_labels` returns the label set of each text.
+
+Texts become token ids with model/tokens.py and run in length-sorted, bounded batches with
+model/batching.py: the functions training uses, so serving sees the ids training saw.
 """
 
 from __future__ import annotations
@@ -27,114 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from components.core.errors import DataError
-from components.model.io import FORMAT, write_folder
+from components.model.backbone import backbone_spec, build_backbone
+from components.model.batching import run_batches
+from components.model.biencoder import SUBFOLDER, BiEncoder
+from components.model.io import FORMAT, read_folder, write_folder
+from components.model.tokens import encode
 
 KIND = "encoderflow.classifier"
-
-
-def truncate(ids: list[int], max_length: int) -> list[int]:
-    """Cut to max_length tokens, keeping the final token (the [SEP] the post-processor added).
-
-    >>> truncate([2, 10, 11, 12, 3], 4)
-    [2, 10, 11, 3]
-    """
-    return list(ids) if len(ids) <= max_length else list(ids[: max_length - 1]) + [ids[-1]]
-
-
-def truncate_pair(ids: list[int], max_length: int, sep_id: int) -> list[int]:
-    """pair: cut "[CLS] a [SEP] b [SEP]" to max_length tokens longest-first (one token at a time
-    from the longer side, as HF's "longest_first"); both [SEP]s stay. Ids without a [SEP]
-    before the last token fall back to `truncate`.
-
-    >>> truncate_pair([2, 10, 11, 12, 3, 20, 3], 6, 3)
-    [2, 10, 11, 3, 20, 3]
-    >>> truncate_pair([2, 10, 3, 20, 21, 22, 23, 3], 6, 3)
-    [2, 10, 3, 20, 21, 3]
-    """
-    if len(ids) <= max_length:
-        return list(ids)
-    ids = list(ids)
-    try:
-        cut = ids.index(sep_id, 1, len(ids) - 1)
-    except ValueError:
-        return truncate(ids, max_length)
-    a, b = ids[1:cut], ids[cut + 1:-1]
-    room = max(max_length - 3, 0)
-    while len(a) + len(b) > room:
-        if len(a) > len(b):
-            a.pop()
-        else:
-            b.pop()
-    return [ids[0], *a, sep_id, *b, ids[-1]]
-
-
-# Inference batches are length-sorted, padded to a multiple of PAD_MULTIPLE tokens and hold
-# at most batch_size * TOKENS_PER_ROW padded tokens (long texts come in smaller batches).
-# Tensor sizes are then bounded and few, and so is batch prediction's peak RSS as the input
-# grows (benchmarks/predict_load.py: 737 -> 904 MiB from 10k to 200k texts). With one width
-# per batch and full batches of long texts, glibc's heap kept ever new freed sizes and
-# `encoderflow predict` grew from 0.7 to 1.3 GB over 100k texts.
-PAD_MULTIPLE = 8
-TOKENS_PER_ROW = 64
-
-
-def sep_token_id(tok) -> int:
-    """The id of the separator the pair template puts between the texts ([SEP] or </s>)."""
-    for name in ("[SEP]", "</s>"):
-        if tok.token_to_id(name) is not None:
-            return int(tok.token_to_id(name))
-    raise DataError("the tokenizer has no [SEP] token; the pair task needs one")
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest row, rounded up to `multiple`: (input_ids [B, T] long, attention_mask [B, T] bool).
-
-    >>> pad_batch([[2, 5, 3], [2, 3]], 0)[0].tolist()
-    [[2, 5, 3], [2, 3, 0]]
-    >>> pad_batch([[2, 5, 3], [2, 3]], 0, multiple=4)[1].tolist()
-    [[True, True, True, False], [True, True, False, False]]
-    """
-    width = -(-max(len(s) for s in seqs) // multiple) * multiple
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = True
-    return ids, mask
-
-
-def batch_rows(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
-    """Row indices in length order, cut into batches of at most `batch_size` rows and
-    `max_tokens` tokens once padded to a multiple of PAD_MULTIPLE (always at least one row).
-
-    >>> batch_rows([30, 3, 120, 5, 9], batch_size=3, max_tokens=200)
-    [[1, 3, 4], [0], [2]]
-    """
-    batches: list[list[int]] = []
-    for i in sorted(range(len(lengths)), key=lengths.__getitem__):  # stable: deterministic
-        width = -(-max(lengths[i], 1) // PAD_MULTIPLE) * PAD_MULTIPLE
-        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * width <= max_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
-def run_batches(seqs: list[list[int]], pad_id: int, batch_size: int, fn) -> np.ndarray:
-    """fn(ids [b, T], mask [b, T]) -> [b, D] over token-id rows in length-sorted, bounded
-    batches (batch_rows), under inference_mode; float32 [N, D] with rows in input order."""
-    out: list[tuple[list[int], torch.Tensor]] = []
-    with torch.inference_mode():
-        for idx in batch_rows([len(s) for s in seqs], batch_size, batch_size * TOKENS_PER_ROW):
-            ids, mask = pad_batch([seqs[i] or [pad_id] for i in idx], pad_id, PAD_MULTIPLE)
-            out.append((idx, fn(ids, mask).float()))
-    if not out:
-        return np.zeros((0, 0), dtype=np.float32)
-    result = torch.empty((len(seqs), out[0][1].shape[1]), dtype=torch.float32)
-    for idx, values in out:
-        result[idx] = values
-    return result.numpy()
 
 
 class ClassifierNet(nn.Module):
@@ -161,25 +63,6 @@ class ClassifierNet(nn.Module):
         return self.backbone(input_ids, attention_mask)[1]  # [B, H]
 
 
-def backbone_spec(backbone: nn.Module) -> dict:
-    """JSON description that `build_backbone` turns back into the same architecture."""
-    from components.model.hf_backbone import HFBackbone
-
-    if isinstance(backbone, HFBackbone):
-        return {"kind": "hf", "config": backbone.config_dict(), "pooling": backbone.pooling}
-    return {"kind": "encoderflow", "encoder": backbone.cfg.to_dict()}
-
-
-def build_backbone(spec: dict) -> nn.Module:
-    if spec.get("kind") == "hf":
-        from components.model.hf_backbone import HFBackbone
-
-        return HFBackbone.from_config_dict(spec["config"], spec.get("pooling", "mean"))
-    from components.model.encoder import EncoderConfig, build_encoder
-
-    return build_encoder(EncoderConfig(**spec["encoder"]))
-
-
 class TextClassifier:
     """Inference wrapper: texts -> probabilities / embeddings."""
 
@@ -203,15 +86,11 @@ class TextClassifier:
     # ------------------------------------------------------------------ files
     @classmethod
     def from_folder(cls, folder: str | Path) -> "TextClassifier":
-        from components.model.io import read_folder
-
         folder = Path(folder)
         net, meta, tokenizer = read_folder(folder, KIND, lambda m: ClassifierNet(
             build_backbone(m["backbone"]), len(m["labels"]), m.get("dropout", 0.0)))
         clf = cls(net, tokenizer, meta["labels"], meta["max_length"], meta["pad_id"], meta)
         if "bi_encoder" in meta:  # pair: the bi-encoder trained beside it (model/biencoder.py)
-            from components.model.biencoder import BiEncoder
-
             clf.biencoder = BiEncoder.from_folder(folder / meta["bi_encoder"]["folder"])
         return clf
 
@@ -223,8 +102,6 @@ class TextClassifier:
                 "max_length": self.max_length, "pad_id": self.pad_id,
                 "dropout": self.net.drop.p}
         if self.biencoder is not None:
-            from components.model.biencoder import SUBFOLDER
-
             meta["bi_encoder"] = {"folder": SUBFOLDER, "positive": self.biencoder.positive}
             self.biencoder.save(Path(folder) / SUBFOLDER)
         write_folder(folder, self.net, meta, self.tokenizer)
@@ -237,11 +114,7 @@ class TextClassifier:
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids per text, truncated to max_length (the same ids training saw).
         pair: `texts` are (text, text_pair) tuples, truncated longest-first."""
-        encs = self.tokenizer.encode_batch([tuple(t) for t in texts] if self.pair else list(texts))
-        if self.pair:
-            sep = sep_token_id(self.tokenizer)
-            return [truncate_pair(e.ids, self.max_length, sep) for e in encs]
-        return [truncate(e.ids, self.max_length) for e in encs]
+        return encode(self.tokenizer, texts, self.max_length, pair=self.pair)
 
     def _batches(self, texts: list[str], batch_size: int, fn) -> np.ndarray:
         """Apply fn(ids, mask) -> [b, D] in length-sorted batches; rows in input order."""

@@ -23,6 +23,8 @@ def lr_lambda(max_steps: int, warmup_fraction: float, schedule: str = "linear"):
     >>> f = lr_lambda(10, 0.2, "linear"); [round(f(s), 3) for s in (0, 1, 2, 6, 10)]
     [0.5, 1.0, 1.0, 0.5, 0.0]
     """
+    # Ours, not transformers' get_{linear,cosine}_schedule_with_warmup: theirs is 0 at step 0 (a wasted
+    # step) and 1/warmup of the peak lower at every warmup step; equal after it (tests/test_optim.py).
     warmup = round(warmup_fraction * max_steps)
 
     def f(step: int) -> float:

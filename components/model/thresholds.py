@@ -21,6 +21,10 @@ THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05, 0.10, 
 def f1_per_label(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """F1 of each label column: 2tp / (2tp + fp + fn), 0 where that is 0/0.
 
+    Not scikit-learn's f1_score(average=None): it reads a one-label (or one-row) indicator
+    as binary and returns other values there; nor torchmetrics' (float32: it can tie two
+    thresholds whose float64 F1s differ, and change the one chosen).
+
     >>> f1_per_label(np.array([[1, 0], [1, 0]]), np.array([[1, 0], [0, 0]])).round(3).tolist()
     [0.667, 0.0]
     """

@@ -36,7 +36,7 @@ STAGE = "evaluate"
 
 
 def _texts(paths: Paths, split: str, n_classes: int):
-    from components.model.cls_data import text_split
+    from components.data.splits import text_split
 
     return text_split(paths.split(split), n_classes)
 
@@ -136,7 +136,7 @@ def score_all(cfg: Params, paths: Paths, run_id: str | None = None,
     if ev.random_init_baseline and cfg.finetune.init == "random":
         notes.append("random_init baseline skipped: the model itself is fine-tuned from random init")
     elif ev.random_init_baseline:
-        from components.stages.finetune import fit_classifier
+        from components.training.fit_classifier import fit_classifier
 
         t0 = time.perf_counter()
         res = fit_classifier(cfg, paths, "random", run_id=run_id, tag="random_init", progress=progress)
@@ -214,7 +214,7 @@ def score_all_multi(cfg: Params, paths: Paths, run_id: str | None = None,
     if ev.random_init_baseline and cfg.finetune.init == "random":
         notes.append("random_init baseline skipped: the model itself is fine-tuned from random init")
     elif ev.random_init_baseline:
-        from components.stages.finetune import fit_classifier
+        from components.training.fit_classifier import fit_classifier
 
         t0 = time.perf_counter()
         rnd = fit_classifier(cfg, paths, "random", run_id=run_id, tag="random_init", progress=progress).classifier

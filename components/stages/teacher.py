@@ -191,7 +191,8 @@ def run(cfg: Params, paths: Paths) -> dict:
     from components.data import transfer_write
     from components.data.labels import read_labels
     from components.model import hf_checkpoint
-    from components.model.cls_data import text_split
+    from components.data.splits import text_split
+    from components.training.fit_classifier import fit_classifier
 
     labels = read_labels(paths.labels, _rel(paths, paths.labels), stage=STAGE)
     folder = hf_checkpoint.resolve(t.init, paths.root)
@@ -226,7 +227,6 @@ def run(cfg: Params, paths: Paths) -> dict:
             report["base_vectors_s"] = round(time.perf_counter() - t0, 2)
         res = None
         if fine_tune:
-            from components.stages.finetune import fit_classifier  # TODO(merge): components.training
 
             res = fit_classifier(training_params(cfg, folder, len(train_x)), paths, str(folder),
                                  run_id=mlrun.info.run_id, tag=STAGE, min_steps=t.min_steps)

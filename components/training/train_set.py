@@ -8,7 +8,7 @@
   train text (data/augment.py) carrying that text's gold label (LabelledSeqs).
 
 Texts outside data/tokenized are tokenized here with the tokenizer the model starts from
-(`cls_data.encode_texts`: the same ids the tokenize stage writes for our tokenizer). No
+(`tokens.encode_texts`: the same ids the tokenize stage writes for our tokenizer). No
 training text may be a val or test text: a transfer set that holds one is a DataError, and
 an augmented copy that happens to equal one is dropped (and counted).
 """
@@ -20,7 +20,9 @@ import numpy as np
 from components.core.config import Params
 from components.core.errors import DataError
 from components.core.paths import Paths
-from components.model.cls_data import LabelledSeqs, SoftSeqs, encode_texts, text_split
+from components.data.splits import text_split
+from components.model.cls_data import LabelledSeqs, SoftSeqs
+from components.model.tokens import encode_texts
 
 HELD_OUT = ("val", "test")
 MASK_TOKENS = ("[MASK]", "<mask>")  # ours and BERT's; RoBERTa-style HF tokenizers

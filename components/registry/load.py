@@ -1,0 +1,101 @@
+"""The model batch predict / embed score with: an MLflow model URI or a local model folder.
+
+    model = load_model("models:/encoderflow@champion")   # mlflow.pyfunc.load_model
+    model = load_model("models/finetuned")              # a fine-tuned model folder
+    model.predict(pd.DataFrame({"text": texts}), params={"output": "label"})
+
+A local folder is a fine-tuned model folder as finetune / teacher write it (models/finetuned,
+models/teacher), served by the registered pyfunc's own class without MLflow's store (so a
+folder scores exactly like its registered version), or an MLflow model folder (one with an
+MLmodel file). Anything else is a one-line error naming the folder or URI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.core.errors import EncoderflowError, first_line
+
+
+def is_local(uri: str) -> bool:
+    """True for a filesystem path (no URI scheme), False for models:/..., runs:/..., s3://, file:...
+
+    >>> is_local("models/finetuned"), is_local("/abs/models/finetuned"), is_local("models:/encoderflow@champion")
+    (True, True, False)
+    """
+    import re
+
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", uri) is None
+
+
+class FolderModel:
+    """A fine-tuned model folder behind the registered pyfunc's `predict(data, params=)`.
+
+    It is the pyfunc class itself (components/registry/pyfunc.py, loading with
+    `TextClassifier.from_folder`), so a folder scores exactly like its registered version.
+    """
+
+    def __init__(self, folder: Path):
+        from types import SimpleNamespace
+
+        from components.registry.pyfunc import EncoderflowModel
+
+        from components.registry.publish import _signature
+
+        self.impl = EncoderflowModel()
+        self.impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
+        clf = self.impl.classifier  # the signature its registered version would get (pair_model reads it)
+        inputs = _signature(clf.labels, clf.task, clf.biencoder is not None).inputs
+        self.metadata = SimpleNamespace(get_input_schema=lambda: inputs)
+
+    def predict(self, data, params: dict | None = None):
+        return self.impl.predict(None, data, params)
+
+
+def load_folder(folder: str | Path):
+    """A local model folder: an MLflow model (MLmodel file) or a fine-tuned model folder.
+
+    Anything else is a one-line error naming the folder.
+    """
+    from components.model.io import CONFIG, TOKENIZER, WEIGHTS
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise EncoderflowError(f"{folder}: model folder not found (expected a fine-tuned model folder "
+                               "such as models/finetuned, or an MLflow model URI such as models:/NAME@champion)")
+    if not folder.is_dir():
+        raise EncoderflowError(f"{folder}: not a model folder (a file)")
+    if (folder / "MLmodel").is_file():
+        return load_model(folder.resolve().as_uri())
+    missing = [n for n in (WEIGHTS, CONFIG, TOKENIZER) if not (folder / n).is_file()]
+    if missing:
+        raise EncoderflowError(f"{folder}: not a model folder (no {', '.join(missing)}; expected a folder "
+                               "written by finetune or teacher, or an MLflow model with an MLmodel file)")
+    if _is_encoder_only(folder / CONFIG):
+        raise EncoderflowError(f"{folder}: an encoder folder without a classification head (pretrain's "
+                               "output); predict with a fine-tuned folder such as models/finetuned")
+    return FolderModel(folder)
+
+
+def _is_encoder_only(config: Path) -> bool:
+    """config.json as io.save_encoder writes it (pretrain): an encoder, no `kind`, no labels."""
+    import json
+
+    try:
+        meta = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # TextClassifier.from_folder reports it
+    return isinstance(meta, dict) and "encoder" in meta and "kind" not in meta
+
+
+def load_model(uri: str):
+    """The model to score with: `load_folder` for a local path, else mlflow.pyfunc.load_model,
+    with a one-line error for a bad URI."""
+    if is_local(uri):
+        return load_folder(uri)
+    import mlflow
+
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as e:  # noqa: BLE001 - MlflowException, OSError, ... all mean "no such model"
+        raise EncoderflowError(f"model {uri!r} could not be loaded ({first_line(e, 200)})") from None
