@@ -2,10 +2,12 @@
 
 One flow run = one MLflow parent run named "pipeline"; every stage opens a
 child run under it (components.core.tracking.stage_run reads the parent id from
-ENCODERFLOW_PARENT_RUN_ID, the Prefect flow run id from
-ENCODERFLOW_FLOW_RUN_ID; both reach `dvc repro` subprocesses through the
-environment). In a DVC repo each task is `dvc repro NAME` (flows/stagerun.py),
-so unchanged stages are skipped and `dvc status` is clean afterwards.
+ENCODERFLOW_PARENT_RUN_ID, the Prefect flow run id from ENCODERFLOW_FLOW_RUN_ID;
+the flow sets both in its environment, which the `encoderflow stage NAME`
+subprocesses that DVC starts inherit). In a DVC repo each task is `dvc repro
+NAME` (flows/stage_dvc.py), so unchanged stages are skipped and `dvc status` is
+clean afterwards; elsewhere each task calls the stage function
+(flows/stage_local.py).
 
 A failing stage ends the flow in a Failed state whose message is
 "stage 'validate' failed: <one-line error>"; later stages do not run and the
@@ -32,7 +34,7 @@ from components.core import env, lineage, runlock, tracking
 from components.core.errors import ConfigError, EncoderflowError
 from components.core.paths import Paths
 from components.stages import table as stages
-from flows import stagerun, summary
+from flows import stage_dvc, stage_local, stagerun, summary
 
 ARTIFACT_KEY = "encoderflow-run"
 INCOMING = "data/incoming"  # DVC watches it (ingest dep); file: sources belong there
@@ -43,11 +45,10 @@ CORPUS_DIR = "data/corpus"  # the same for ingest.unlabeled_source
 def run_stage(name: str, root: str, driver: str, cfg=None, force: bool = False) -> dict:
     """One stage through DVC (or in-process); DVC does the caching, not Prefect."""
     if driver == "dvc":
-        result = stagerun.run_with_dvc(name, root, force=force)
+        result = stage_dvc.run_with_dvc(name, root, force=force)
     else:
-        result = stagerun.run_in_process(name, root, cfg)
-    how = f", stage command {result.command}" if result.command else ""
-    print(f"{name}: {result.status} ({result.seconds:.1f}s){how}")
+        result = stage_local.run_in_process(name, root, cfg)
+    print(f"{name}: {result.status} ({result.seconds:.1f}s)")
     return dataclasses.asdict(result)
 
 
@@ -135,7 +136,7 @@ def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] 
 
     log = get_run_logger()
     root_p = Path(root).resolve()
-    driver = "dvc" if stagerun.is_dvc_repo(root_p) else "in-process"
+    driver = "dvc" if stage_dvc.is_dvc_repo(root_p) else "in-process"
     try:  # scheduled runs lock here; under `encoderflow run` the lock is already ours
         with runlock.hold(root_p):
             try:  # may write --set values into params.yaml: under the lock
