@@ -236,9 +236,15 @@ def run_local(root: str | Path = ".", params: str = "params.yaml",
     return Outcome(False, state.message or state.name or "failed", run_id, None)
 
 
-def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db") -> str:
+def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db",
+                  root: str | Path = ".") -> str:
     """The closing lines of `encoderflow run`: where each result is, how to open it."""
     parent = (outcome.result or {}).get("mlflow_run_id", "")
+    # DVC does not track the Data Docs (components/stages/validate.py): a checkout whose
+    # validate stage DVC skipped may have none yet.
+    docs = "open reports/data_docs/index.html in a browser"
+    if not (Path(root) / "reports" / "data_docs" / "index.html").is_file():
+        docs = "reports/data_docs/index.html: not built here yet (`encoderflow stage validate`)"
     run = f"  (parent run 'pipeline' {parent})" if parent else ""
     mlflow_lines = ([f"  MLflow runs + models  {tracking_uri}{run}"] if tracking.is_server(tracking_uri) else
                     ["  MLflow runs + models  encoderflow ui  -> http://127.0.0.1:5000" + run,
@@ -246,7 +252,7 @@ def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db") -
     lines = [
         "Where to look:",
         *mlflow_lines,
-        "  Data Docs             open reports/data_docs/index.html in a browser",
+        f"  Data Docs             {docs}",
         "  Plots                 reports/plots/ (PNG + CSV); `dvc plots show` renders all curves",
         f"  Prefect flow run      {outcome.flow_run_id or '?'}: PREFECT_HOME=.prefect prefect server "
         "start, then",
