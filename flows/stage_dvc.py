@@ -13,7 +13,7 @@ internals is touched: any DVC 3 that keeps `Repo.reproduce` works.
 as a `dvc add`-ed data/incoming; upstream stages the flow already ran are
 skipped quickly. Calling it in the flow's process rather than starting a
 `dvc repro NAME` subprocess per stage saves DVC's own start-up once per stage
-(measured on a no-op 7-stage pipeline: 4.8-8.8 s vs 15-25 s, 2 busy cores).
+(benchmarks/noop.py times both ways on a no-op pipeline).
 
 Each stage command is a fresh process, as under `dvc repro`: it imports torch,
 Lightning, MLflow or GX itself and leaves no state behind in the flow. It
