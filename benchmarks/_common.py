@@ -72,6 +72,52 @@ def header(title: str) -> None:
     print(flush=True)
 
 
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (None where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def lineage() -> dict:
+    """Where and when a benchmark's numbers were measured: the block every `--json` file
+    carries, so a docs page rendered from it can say so."""
+    import datetime
+
+    import torch
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    flags = cpu_flags()
+    return {
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": cpu_model(),
+        "avx512_bf16": None if flags is None else "avx512_bf16" in flags,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),  # what a stage process here starts with
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def write_json(path: Path, numbers: dict) -> None:
+    """`numbers` plus the lineage block, as JSON at `path` (docs are rendered from it)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**numbers, "lineage": lineage()}, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def parser(doc: str):
     """A benchmark script's argparse parser: the first line of `doc` as description, the rest
     as epilog (shown as written), and the options every training benchmark shares."""
