@@ -1,14 +1,18 @@
 """How long a run takes when nothing changed (targets: dvc repro 5 s, flow 30 s).
 
-    .venv/bin/python benchmarks/noop.py                 # builds a tiny project first (~2-3 min)
-    .venv/bin/python benchmarks/noop.py --project PATH  # an already-run project
+    .venv/bin/python benchmarks/noop.py                   # builds a tiny project first (~2-3 min)
+    .venv/bin/python benchmarks/noop.py --sample          # the sample with params.yaml (one full run first)
+    .venv/bin/python benchmarks/noop.py --project PATH    # an already-run project
+    .venv/bin/python benchmarks/noop.py --json noop.json  # also write the numbers + lineage
 
 Prints wall seconds (best of --repeat) and the ratio to the target:
 - `dvc repro` (one subprocess; every stage checked and skipped);
 - `encoderflow run` (CLI: Prefect ephemeral API, MLflow parent run, artifact);
-- the two ways the flow can drive DVC per stage, for the record:
-  in-process `Repo.reproduce` (what flows/stagerun.py does) vs one
+- the two ways the flow could drive DVC per stage, for the record:
+  in-process `Repo.reproduce` (what flows/stage_dvc.py does) vs one
   `dvc repro --single-item NAME` subprocess per stage.
+
+A no-op runs no stage command, so how DVC would start one does not enter here.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 TARGETS = {"dvc repro (no-op)": 5.0, "encoderflow run (no-op)": 30.0}
 
 
@@ -45,25 +49,42 @@ def best(fn, repeat: int) -> float:
     return min(fn() for _ in range(repeat))
 
 
+def build(sample: bool) -> Path:
+    """A scratch project after one full `encoderflow run`: the flow tests' tiny CSV project,
+    or with `sample` the built-in sample with this repo's params.yaml."""
+    sys.path.insert(1, str(ROOT / "tests"))  # test helpers import each other by plain name
+    workdir = Path(tempfile.mkdtemp(prefix="encoderflow-bench-"))
+    if sample:
+        from benchmarks.pipeline_overhead import make_sample_project
+
+        root = make_sample_project(workdir / "p")
+    else:
+        import flow_project
+
+        root = flow_project.make(workdir / "p", n=96)
+    print(f"building {'the sample' if sample else 'a tiny'} project in {root} (one full run)...", flush=True)
+    timed([str(Path(sys.executable).parent / "encoderflow"), "run"], root)
+    return root
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--project", type=Path, help="an already-run encoderflow project")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[1:]))
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--project", type=Path, help="an already-run encoderflow project")
+    where.add_argument("--sample", action="store_true",
+                       help="build the sample project with params.yaml (a full default run first)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None, metavar="PATH",
+                    help="also write the numbers and their lineage (commit, date, CPU) here")
     args = ap.parse_args()
 
     from components.core import env
     from components.stages.table import NAMES
 
     env.configure()
-    root = args.project
-    if root is None:
-        sys.path.insert(0, str(ROOT / "tests"))  # test helpers import each other by plain name
-        import flow_project
-
-        root = flow_project.make(Path(tempfile.mkdtemp(prefix="encoderflow-bench-")) / "p", n=96)
-        print(f"building a tiny project in {root} (one full run)...", flush=True)
-        timed([str(Path(sys.executable).parent / "encoderflow"), "run"], root)
-    root = root.resolve()
+    root = (args.project or build(args.sample)).resolve()
 
     def dvc_repro() -> float:
         seconds, out = timed([sys.executable, "-m", "dvc", "repro"], root)
@@ -76,7 +97,7 @@ def main() -> None:
         return seconds
 
     def per_stage_in_process() -> float:
-        from flows.stagerun import run_with_dvc
+        from flows.stage_dvc import run_with_dvc
 
         t0 = time.perf_counter()
         for name in NAMES:
@@ -99,6 +120,17 @@ def main() -> None:
         print(f"{label:52s} {seconds:6.2f} s{extra}")
     inproc, subproc = rows[2][1], rows[3][1]
     print(f"{'subprocess / in-process (per-stage DVC driving)':52s} {subproc / inproc:6.2f}x")
+    if args.json:
+        from benchmarks import _report
+
+        kind = "given" if args.project else "sample" if args.sample else "tiny"
+        out = _report.Report("noop")
+        out.results = {"project": kind, "stages": len(NAMES), "repeat": args.repeat,
+            "rows": [{"label": label, "seconds": round(seconds, 3), "target_s": TARGETS.get(label),
+                      "ratio": round(seconds / TARGETS[label], 3) if label in TARGETS else None}
+                     for label, seconds in rows],
+            "subprocess_over_in_process": round(subproc / inproc, 3)}
+        out.write(args.json)
 
 
 if __name__ == "__main__":

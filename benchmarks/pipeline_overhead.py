@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/pipeline_overhead.py                  # default params, sample data
     .venv/bin/python benchmarks/pipeline_overhead.py --runs 3         # 1 cold + 2 warm runs
-    .venv/bin/python benchmarks/pipeline_overhead.py --runs 5 --ab    # warm: subprocess vs in-process
-    .venv/bin/python benchmarks/pipeline_overhead.py --tiny 96 \\
+    .venv/bin/python benchmarks/pipeline_overhead.py --json overhead.json   # + numbers, lineage
+    .venv/bin/python benchmarks/pipeline_overhead.py --tiny 96 --runs 1 \\
         --set pretrain.max_steps=5 --set finetune.max_epochs=1        # smoke test (~2 min)
 
 Builds a scratch project (git + DVC; the repo's params.yaml and the cached
@@ -13,7 +13,7 @@ its wall time:
 
 - wall: the whole `encoderflow run` command, and per stage the seconds the
   flow's task took (its `NAME: ran (X.Xs)` line: DVC + the stage command,
-  in-process by default, a subprocess with --ab on alternate runs);
+  `encoderflow stage NAME`, which DVC starts as a subprocess);
 - compute: what each stage records as MLflow metric `time.compute_s` in its
   own run, read back from the project's MLflow store. It is the work that
   makes the stage's outputs, timed after the heavy imports:
@@ -26,15 +26,18 @@ its wall time:
     evaluate  score the model and every baseline (incl. random-init training),
               behaviour checks, the plots
     register  the gate: load + score the new (and champion) version, bootstrap
-- overhead = wall - compute: interpreter + CLI start, imports (torch,
-  Lightning, MLflow, GX, datasets), Prefect (ephemeral API, task runs,
+- overhead = wall - compute: interpreter + CLI start, each stage process's
+  start and imports (torch, Lightning, MLflow, GX, datasets), Prefect
+  (ephemeral API, task runs,
   artifact), MLflow run creation / params / artifacts / model logging and
   registration, GX context setup, DVC (hashing, dvc.lock, run cache).
 
 Run 1 is cold (fresh project: Prefect and MLflow databases are created and
 migrated); runs 2.. reset the stage outputs, dvc.lock and DVC's cache but keep
 mlflow.db and .prefect, like a scheduled retrain. Median of the warm runs is
-the headline; on a shared CPU compare runs taken close together.
+the headline; on a shared CPU compare runs taken close together. --json
+writes every run's breakdown, the medians and the lineage block (commit, date,
+CPU, torch threads) for the docs.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
-from flows.stagerun import SUBPROCESS_ENV  # noqa: E402
 
 TARGET = 0.10  # overhead share of the total wall time
 TASK_LINE = re.compile(r"\b([a-z_]+): (ran|skipped) \((\d+(?:\.\d+)?)s\)")
@@ -64,7 +66,7 @@ OUTPUTS = ("dvc.lock", "data/prepared", "data/tokenized", "models", "reports", "
 def make_sample_project(root: Path) -> Path:
     """A copy of this repo's code, dvc.yaml and params.yaml (git + DVC), with the
     sample wheel copied from .cache/ so ingest needs no network."""
-    sys.path.insert(0, str(ROOT / "tests"))  # test helpers import each other by plain name
+    sys.path.insert(1, str(ROOT / "tests"))  # test helpers import each other by plain name
     from flow_project import sh
 
     root.mkdir(parents=True)
@@ -97,11 +99,10 @@ def reset(root: Path) -> None:
             path.unlink()
 
 
-def run_pipeline(root: Path, overrides: list[str], subprocess_stages: bool = False) -> tuple[float, str]:
+def run_pipeline(root: Path, overrides: list[str]) -> tuple[float, str]:
     exe = Path(sys.executable).parent / "encoderflow"
     cmd = [str(exe), "run"] + [a for kv in overrides for a in ("--set", kv)]
-    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}",
-           SUBPROCESS_ENV: "1" if subprocess_stages else "0"}
+    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"}
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -152,49 +153,58 @@ def show(label: str, b: dict) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[1:]))
     ap.add_argument("--runs", type=int, default=2, help="1 cold run + (runs-1) warm runs")
     ap.add_argument("--tiny", type=int, metavar="N", help="tiny CSV project with N labelled rows "
                     "(the flow tests' config) instead of the sample with params.yaml")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="passed through to `encoderflow run --set`")
-    ap.add_argument("--ab", action="store_true", help="warm runs alternate stage commands as "
-                    f"subprocesses ({SUBPROCESS_ENV}=1) and in-process (the default); medians of each")
+    ap.add_argument("--json", type=Path, default=None, metavar="PATH",
+                    help="also write every run's breakdown, the medians and their lineage here")
     ap.add_argument("--keep", action="store_true", help="keep the scratch project")
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="encoderflow-overhead-"))
     if args.tiny:
+        sys.path.insert(1, str(ROOT / "tests"))  # test helpers import each other by plain name
         import flow_project
 
         root = flow_project.make(workdir / "project", n=args.tiny)
     else:
         root = make_sample_project(workdir / "project")
     print(f"scratch project: {root}", flush=True)
-    results: list[tuple[str, dict]] = []
+    runs: list[dict] = []
     try:
         for i in range(args.runs):
             if i:
                 reset(root)
-            sub = args.ab and i % 2 == 1  # warm runs: subprocess, in-process, subprocess, ...
-            mode = "subprocess stages" if sub else "in-process stages"
-            wall, log = run_pipeline(root, args.overrides, subprocess_stages=sub)
-            results.append((mode if i else "cold", breakdown(root, wall, log)))
-            show(f"run {i + 1} ({'cold' if i == 0 else 'warm'}, {mode})", results[-1][1])
+            wall, log = run_pipeline(root, args.overrides)
+            runs.append({"run": i + 1, "kind": "warm" if i else "cold", **breakdown(root, wall, log)})
+            show(f"run {i + 1} ({runs[-1]['kind']})", runs[-1])
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+    headline = runs[1:] or runs  # the warm runs; the cold one when it is the only run
+    med = {"runs": len(headline), "kind": headline[0]["kind"],
+           "wall_s": statistics.median(b["wall"] for b in headline),
+           "overhead_s": statistics.median(b["wall"] - b["compute"] for b in headline),
+           "overhead_share": statistics.median((b["wall"] - b["compute"]) / b["wall"] for b in headline)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    groups = {}
-    for mode, b in results[1:] or results:
-        groups.setdefault(mode, []).append(b)
-    print()
-    for mode, runs in groups.items():
-        share = statistics.median((b["wall"] - b["compute"]) / b["wall"] for b in runs)
-        print(f"{mode}: median of {len(runs)} run(s): wall {statistics.median(b['wall'] for b in runs):.1f} s, "
-              f"overhead {statistics.median(b['wall'] - b['compute'] for b in runs):.1f} s = {share:.1%} "
-              f"of wall (target <= {TARGET:.0%}, ratio {share / TARGET:.2f})")
+    print(f"\nmedian of {med['runs']} {med['kind']} run(s): wall {med['wall_s']:.1f} s, overhead "
+          f"{med['overhead_s']:.1f} s = {med['overhead_share']:.1%} of wall (target <= {TARGET:.0%}, "
+          f"ratio {med['overhead_share'] / TARGET:.2f})")
     print(f"load average {load:.1f}")
+    if args.json:
+        from benchmarks import _report
+
+        out = _report.Report("pipeline_overhead")
+        out.results = {"project": f"tiny {args.tiny}" if args.tiny else "sample",
+            "overrides": args.overrides, "target_share": TARGET, "median": med,
+            "runs": [{**b, "rows": [dict(zip(("stage", "status", "wall_s", "compute_s"), r)) for r in b["rows"]]}
+                     for b in runs]}
+        out.write(args.json)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,22 @@
-"""Pretraining speed by how the stage is started: its own process or the flow's process.
+"""Pretraining speed by how the stage is started: by hand, by `dvc repro`, or by the flow.
 
     .venv/bin/python benchmarks/stage_process.py                   # default model, 120 steps, 2 rounds
     .venv/bin/python benchmarks/stage_process.py --steps 40 --rounds 1   # smoke test
+    .venv/bin/python benchmarks/stage_process.py --json stage_process.json   # + numbers, lineage
 
 One scratch project (git + DVC; the flow tests' CSV generator, --rows rows; the
 default model shape of params.yaml) is built and run up to tokenize once. Then
 the pretrain stage alone is run again and again, each time from nothing, started
-five ways, in rotating order so that a busy CPU hits them alike:
+three ways, in rotating order so that a busy CPU hits them alike:
 
     stage      `encoderflow stage pretrain`: a fresh process that runs only the stage (anchor)
     dvc        `dvc repro -f -s pretrain`: DVC's CLI starts `encoderflow stage pretrain` in a subprocess
-    hook       `run_with_dvc("pretrain")` in a plain Python process: DVC in-process and the
-               stage command in-process through flows/stagerun.py's hook; no Prefect
-    flow       `encoderflow run --force`: the Prefect flow, stage command in the flow's process
-               (default); every stage reruns, only pretrain's tokens/s is read
-    flow-sub   `encoderflow run --force` with ENCODERFLOW_STAGE_SUBPROCESS=1
+    flow       `encoderflow run --force`: the Prefect flow; DVC (in the flow's process) starts
+               `encoderflow stage pretrain` in a subprocess; every stage reruns, only
+               pretrain's tokens/s is read
 
-Every way forces the stage (`dvc repro -f -s`, `run_with_dvc(force=True)`,
-`encoderflow run --force`): otherwise DVC would check the cached outputs out
+Every way forces the stage (`dvc repro -f -s`, `encoderflow run --force`):
+otherwise DVC would check the cached outputs out
 instead of training. Each run reports the stage's own `tokens_per_s` (reports/pretrain.json: real
 tokens over the stage's training wall time), so start-up and import costs are
 left out: what differs is only the process the training loop runs in. Printed
@@ -41,8 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 sys.path.insert(1, str(ROOT / "tests"))  # flow_project: the flow tests' project builder
 
-WAYS = ("stage", "dvc", "hook", "flow", "flow-sub")
-HOOK = "from flows import stagerun; print(stagerun.run_with_dvc('pretrain', '.', force=True))"
+WAYS = ("stage", "dvc", "flow")
 
 
 def build(root: Path, rows: int, steps: int) -> None:
@@ -68,23 +66,20 @@ def reset(root: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def command(way: str) -> tuple[list[str], dict[str, str]]:
-    bindir = Path(sys.executable).parent
-    exe = str(bindir / "encoderflow")
+def command(way: str) -> list[str]:
+    exe = str(Path(sys.executable).parent / "encoderflow")
     return {
-        "stage": ([exe, "stage", "pretrain"], {}),
-        "dvc": ([sys.executable, "-m", "dvc", "repro", "-f", "-s", "pretrain"], {}),
-        "hook": ([sys.executable, "-c", HOOK], {}),
-        "flow": ([exe, "run", "--force"], {}),
-        "flow-sub": ([exe, "run", "--force"], {"ENCODERFLOW_STAGE_SUBPROCESS": "1"}),
+        "stage": [exe, "stage", "pretrain"],
+        "dvc": [sys.executable, "-m", "dvc", "repro", "-f", "-s", "pretrain"],
+        "flow": [exe, "run", "--force"],
     }[way]
 
 
 def once(root: Path, way: str) -> dict:
     reset(root)
     before = (root / "reports" / "pretrain.json").read_bytes() if (root / "reports" / "pretrain.json").is_file() else b""
-    argv, extra = command(way)
-    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"), **extra,
+    argv = command(way)
+    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     t0 = time.perf_counter()
     out = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
@@ -107,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="runs of each way (default 2)")
     ap.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
     ap.add_argument("--keep", action="store_true", help="keep the scratch project")
+    ap.add_argument("--json", type=Path, default=None, metavar="PATH",
+                    help="also write every run, the medians and their lineage here")
     args = ap.parse_args(argv)
 
     import torch
@@ -132,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         for way in args.ways:
             ratio = f"{med[way] / anchor:.2f}x" if anchor else "-"
             print(f"| {way} | {med[way]:,.0f} | {ratio} |")
+        if args.json:
+            from benchmarks import _report
+
+            out = _report.Report("stage_process")
+            out.results = {"steps": args.steps, "rows": args.rows,
+                "rounds": args.rounds, "runs": results,
+                "median_tokens_per_s": med,
+                "vs_stage": {w: round(med[w] / anchor, 3) for w in args.ways} if anchor else None}
+            out.write(args.json)
     finally:
         if args.keep:
             print(f"project kept at {tmp / 'proj'}")

@@ -2,10 +2,12 @@
 
 One flow run = one MLflow parent run named "pipeline"; every stage opens a
 child run under it (components.core.tracking.stage_run reads the parent id from
-ENCODERFLOW_PARENT_RUN_ID, the Prefect flow run id from
-ENCODERFLOW_FLOW_RUN_ID; both reach `dvc repro` subprocesses through the
-environment). In a DVC repo each task is `dvc repro NAME` (flows/stagerun.py),
-so unchanged stages are skipped and `dvc status` is clean afterwards.
+ENCODERFLOW_PARENT_RUN_ID, the Prefect flow run id from ENCODERFLOW_FLOW_RUN_ID;
+the flow sets both in its environment, which the `encoderflow stage NAME`
+subprocesses that DVC starts inherit). In a DVC repo each task is `dvc repro
+NAME` (flows/stage_dvc.py), so unchanged stages are skipped and `dvc status` is
+clean afterwards; elsewhere each task calls the stage function
+(flows/stage_local.py).
 
 A failing stage ends the flow in a Failed state whose message is
 "stage 'validate' failed: <one-line error>"; later stages do not run and the
@@ -32,7 +34,7 @@ from components.core import env, lineage, runlock, tracking
 from components.core.errors import ConfigError, EncoderflowError
 from components.core.paths import Paths
 from components.stages import table as stages
-from flows import stagerun, summary
+from flows import stage_dvc, stage_local, stagerun, summary
 
 ARTIFACT_KEY = "encoderflow-run"
 INCOMING = "data/incoming"  # DVC watches it (ingest dep); file: sources belong there
@@ -43,11 +45,10 @@ CORPUS_DIR = "data/corpus"  # the same for ingest.unlabeled_source
 def run_stage(name: str, root: str, driver: str, cfg=None, force: bool = False) -> dict:
     """One stage through DVC (or in-process); DVC does the caching, not Prefect."""
     if driver == "dvc":
-        result = stagerun.run_with_dvc(name, root, force=force)
+        result = stage_dvc.run_with_dvc(name, root, force=force)
     else:
-        result = stagerun.run_in_process(name, root, cfg)
-    how = f", stage command {result.command}" if result.command else ""
-    print(f"{name}: {result.status} ({result.seconds:.1f}s){how}")
+        result = stage_local.run_in_process(name, root, cfg)
+    print(f"{name}: {result.status} ({result.seconds:.1f}s)")
     return dataclasses.asdict(result)
 
 
@@ -135,7 +136,7 @@ def pipeline(root: str = ".", params: str = "params.yaml", overrides: list[str] 
 
     log = get_run_logger()
     root_p = Path(root).resolve()
-    driver = "dvc" if stagerun.is_dvc_repo(root_p) else "in-process"
+    driver = "dvc" if stage_dvc.is_dvc_repo(root_p) else "in-process"
     try:  # scheduled runs lock here; under `encoderflow run` the lock is already ours
         with runlock.hold(root_p):
             try:  # may write --set values into params.yaml: under the lock
@@ -235,9 +236,15 @@ def run_local(root: str | Path = ".", params: str = "params.yaml",
     return Outcome(False, state.message or state.name or "failed", run_id, None)
 
 
-def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db") -> str:
+def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db",
+                  root: str | Path = ".") -> str:
     """The closing lines of `encoderflow run`: where each result is, how to open it."""
     parent = (outcome.result or {}).get("mlflow_run_id", "")
+    # DVC does not track the Data Docs (components/stages/validate.py): a checkout whose
+    # validate stage DVC skipped may have none yet.
+    docs = "open reports/data_docs/index.html in a browser"
+    if not (Path(root) / "reports" / "data_docs" / "index.html").is_file():
+        docs = "reports/data_docs/index.html: not built here yet (`encoderflow stage validate`)"
     run = f"  (parent run 'pipeline' {parent})" if parent else ""
     mlflow_lines = ([f"  MLflow runs + models  {tracking_uri}{run}"] if tracking.is_server(tracking_uri) else
                     ["  MLflow runs + models  encoderflow ui  -> http://127.0.0.1:5000" + run,
@@ -245,7 +252,7 @@ def where_to_look(outcome: Outcome, tracking_uri: str = "sqlite:///mlflow.db") -
     lines = [
         "Where to look:",
         *mlflow_lines,
-        "  Data Docs             open reports/data_docs/index.html in a browser",
+        f"  Data Docs             {docs}",
         "  Plots                 reports/plots/ (PNG + CSV); `dvc plots show` renders all curves",
         f"  Prefect flow run      {outcome.flow_run_id or '?'}: PREFECT_HOME=.prefect prefect server "
         "start, then",

@@ -91,20 +91,20 @@ def worker_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ddp_run(tiny_data, tmp_path_factory):
     """An uninterrupted 2-process run, started the way the flow starts it outside DVC
-    (stagerun.run_in_process -> an `encoderflow stage pretrain` subprocess)."""
-    from flows import stagerun
+    (stage_local.run_in_process -> an `encoderflow stage pretrain` subprocess)."""
+    from flows import stage_local
 
     paths = new_project(tiny_data, tmp_path_factory.mktemp("ddp_straight"))
     env = os.environ.copy()
     os.environ["OMP_NUM_THREADS"] = "1"  # the subprocess inherits it: one thread per rank
     try:
         t0 = time.perf_counter()
-        result = stagerun.run_in_process("pretrain", paths.root, ddp_cfg(2))
+        result = stage_local.run_in_process("pretrain", paths.root, ddp_cfg(2))
         seconds = time.perf_counter() - t0
     finally:
         os.environ.clear()
         os.environ.update(env)
-    assert result.command == stagerun.SUBPROCESS
+    assert result.driver == "subprocess"
     return paths, json.loads(paths.report("pretrain").read_text()), seconds
 
 
@@ -143,7 +143,7 @@ def test_two_processes_match_one_at_the_same_global_batch(ddp_run, tiny_data, tm
 @two_cpus
 def test_kill_the_process_group_and_resume_under_ddp(ddp_run, tiny_data, tmp_path):
     from components.stages import pretrain
-    from flows.stagerun import params_yaml
+    from flows.stage_local import params_yaml
 
     paths = new_project(tiny_data, tmp_path)
     (paths.root / "params.yaml").write_text(params_yaml(ddp_cfg(2)), encoding="utf-8")
@@ -193,7 +193,7 @@ def test_two_nodes_under_torchrun_train_like_two_devices(ddp_run, tiny_data, tmp
     """The multi-node path on one machine: two torchrun agents (node ranks 0 and 1, one
     process each) in one project folder, with pretrain.num_nodes 2 and devices 1. torchrun
     starts every rank, so Lightning only joins them; rank 1 skips the run lock."""
-    from flows.stagerun import params_yaml
+    from flows.stage_local import params_yaml
 
     cfg = ddp_cfg(2)
     cfg = parse_params({"model": vars(cfg.model), "pretrain": {**vars(cfg.pretrain), "devices": 1, "num_nodes": 2}})
@@ -320,12 +320,11 @@ def test_a_launcher_world_that_params_do_not_match_is_refused(tiny_project, monk
     assert _written(tiny_project.root) == before
 
 
-def test_the_flow_runs_multi_process_pretraining_as_a_stage_command(tmp_path):
-    from flows import stagerun
+def test_the_flow_runs_multi_process_pretraining_as_a_stage_command():
+    """Outside DVC the flow starts `encoderflow stage pretrain` for these params (in a DVC
+    repo every stage command is DVC's subprocess anyway)."""
+    from flows import stage_local
 
-    (tmp_path / "params.yaml").write_text(stagerun.params_yaml(tiny_cfg(devices=2, strategy="ddp")))
-    assert not stagerun._in_process_ok("pretrain", tmp_path)  # DVC starts `encoderflow stage pretrain`
-    assert stagerun.multi_process(tiny_cfg(devices=2, strategy="ddp").pretrain)
-    assert not stagerun.multi_process(tiny_cfg().pretrain)
-    (tmp_path / "params.yaml").write_text(stagerun.params_yaml(tiny_cfg()))
-    assert stagerun._in_process_ok("pretrain", tmp_path)
+    assert stage_local.multi_process(tiny_cfg(devices=2, strategy="ddp").pretrain)
+    assert stage_local.multi_process(tiny_cfg(strategy="ddp").pretrain)
+    assert not stage_local.multi_process(tiny_cfg().pretrain)

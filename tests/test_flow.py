@@ -196,3 +196,15 @@ def test_ingest_is_retried(harness, tmp_path):
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[UUID(outcome.flow_run_id)])))
     assert [(r.name, r.run_count) for r in runs] == [("ingest", 2)]  # 1 try + 1 retry
+
+
+def test_where_to_look_says_when_the_data_docs_are_not_built(tmp_path):
+    """DVC does not track the Data Docs: a checkout whose validate DVC skipped has none."""
+    from flows.pipeline import Outcome, where_to_look
+
+    outcome = Outcome(True, "", "f1", {"mlflow_run_id": "r1"})
+    assert "reports/data_docs/index.html: not built here yet (`encoderflow stage validate`)" in \
+        where_to_look(outcome, root=tmp_path)
+    (tmp_path / "reports" / "data_docs").mkdir(parents=True)
+    (tmp_path / "reports" / "data_docs" / "index.html").write_text("<html></html>")
+    assert "open reports/data_docs/index.html in a browser" in where_to_look(outcome, root=tmp_path)

@@ -79,7 +79,7 @@ def test_pair_ingest_needs_the_pair_column(project):
 def test_pair_validate_flags_self_pairs_and_pairs_leaking_in_either_order(project):
     import pandas as pd
 
-    from components.data.expectations import pair_sets
+    from components.data.leakage import pair_sets
 
     frames = {"train": pd.DataFrame({"id": ["1", "2"], "text": ["a", "b"], "text_pair": ["b", "c"]}),
               "val": pd.DataFrame({"id": ["3"], "text": ["z"], "text_pair": ["z"]}),

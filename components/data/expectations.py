@@ -1,13 +1,11 @@
 """The validate stage's Great Expectations suites, one per prepared split.
 
 Built-in GX expectations cover schema, nulls, label set, lengths, uniqueness
-and leakage. Two dataset-level checks have no built-in equivalent, so they are
-custom GX expectations backed by custom column-aggregate metrics (pandas):
-the share of bad characters over ALL characters of a column, and the share of
-the majority value. multi_label splits (label = a list of ids per row) get three
-more, backed by one metric over the label lists: valid id lists, label
-cardinality (labels per row; share of rows with none) and a minimum count per label. Both register with GX when this module is imported, so
-import it lazily (components.stages.validate does, inside `run`).
+and leakage (the shared sets come from components/data/leakage.py). The checks
+GX has no built-in for (bad-character share, class balance, multi_label label
+lists) are in components/data/custom_expectations.py, which registers them
+with GX on import; so import this module lazily (components/data/gx_checkpoint.py
+does, inside `run_checkpoint`).
 
 Every expectation carries `severity` (GX's own critical/warning field) and
 `meta["check"]`, the short name that reports/validation.json and the error
@@ -16,189 +14,22 @@ lines use.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 import great_expectations.expectations as gxe
-import pandas as pd
-from great_expectations.execution_engine import PandasExecutionEngine
-from great_expectations.expectations.expectation import ColumnAggregateExpectation
-from great_expectations.expectations.metrics.column_aggregate_metric_provider import (
-    ColumnAggregateMetricProvider,
-    column_aggregate_value,
-)
 
 from components.core.config import IngestConfig, ValidateConfig
+from components.data.custom_expectations import (
+    BAD_CHARS,
+    ExpectColumnBadCharFractionToBeAtMost,
+    ExpectColumnMajorityFractionToBeAtMost,
+    ExpectLabelCountsToBeAtLeast,
+    ExpectLabelListsToBeValid,
+    ExpectNoLabelFractionToBeAtMost,
+)
 
-# C0/C1 control characters except \t \n \r, DEL, and U+FFFD (what a decoder
-# writes for undecodable bytes). Newlines and tabs are legitimate in text.
-BAD_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]"
 LABELLED = ("train", "val", "test")
 CRITICAL, WARNING = "critical", "warning"
-
-
-def overlap(a: Iterable[Any], b: Iterable[Any]) -> list[str]:
-    """Sorted non-null texts present in both `a` and `b` (the leakage set).
-
-    >>> overlap(["x", "y", None], ["y", "z", None])
-    ['y']
-    """
-    return sorted({t for t in a if isinstance(t, str)} & {t for t in b if isinstance(t, str)})
-
-
-class ColumnBadCharCounts(ColumnAggregateMetricProvider):
-    """(bad characters, all characters) over the non-null strings of a column."""
-
-    metric_name = "column.bad_char_counts"
-
-    @column_aggregate_value(engine=PandasExecutionEngine)
-    def _pandas(cls, column, **kwargs):
-        text = column.dropna().astype(str)
-        return int(text.str.count(BAD_CHARS).sum()), int(text.str.len().sum())
-
-
-class ColumnMajorityCount(ColumnAggregateMetricProvider):
-    """(majority value, its row count, non-null row count) of a column."""
-
-    metric_name = "column.majority_count"
-
-    @column_aggregate_value(engine=PandasExecutionEngine)
-    def _pandas(cls, column, **kwargs):
-        counts = column.dropna().value_counts()
-        if counts.empty:
-            return None, 0, 0
-        value = counts.index[0]
-        return getattr(value, "item", lambda: value)(), int(counts.iloc[0]), int(counts.sum())
-
-
-class ExpectColumnBadCharFractionToBeAtMost(ColumnAggregateExpectation):
-    """Control / U+FFFD characters are at most `max_value` of all characters.
-
-    unexpected_count is the number of bad characters (not rows).
-    """
-
-    max_value: float
-    metric_dependencies = ("column.bad_char_counts",)
-    success_keys = ("max_value",)
-    args_keys = ("column", "max_value")
-
-    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        bad, total = metrics["column.bad_char_counts"]
-        fraction = bad / total if total else 0.0
-        return {"success": fraction <= self.max_value,
-                "result": {"observed_value": fraction, "unexpected_count": bad,
-                           "details": {"bad_chars": bad, "total_chars": total}}}
-
-
-class ExpectColumnMajorityFractionToBeAtMost(ColumnAggregateExpectation):
-    """The most common value covers at most `max_value` of the non-null rows.
-
-    unexpected_count is the number of rows holding the majority value.
-    """
-
-    max_value: float
-    metric_dependencies = ("column.majority_count",)
-    success_keys = ("max_value",)
-    args_keys = ("column", "max_value")
-
-    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        value, count, total = metrics["column.majority_count"]
-        fraction = count / total if total else 0.0
-        return {"success": fraction <= self.max_value,
-                "result": {"observed_value": fraction, "unexpected_count": count,
-                           "details": {"majority_value": value, "rows": total}}}
-
-
-def label_list_stats(values) -> tuple:
-    """(rows, bad rows, rows with no label, min / max / mean labels per row, ((id, count), ...))
-    over the non-null label lists of a column. A bad row is not a list of distinct ints.
-
-    >>> label_list_stats([[0, 2], [], [2], "x"])
-    (4, 1, 1, 0, 2, 1.0, ((0, 1), (2, 2)))
-    """
-    rows = bad = empty = 0
-    sizes: list[int] = []
-    counts: dict[int, int] = {}
-    for v in values:
-        rows += 1
-        v = v.tolist() if hasattr(v, "tolist") else v
-        if not isinstance(v, list) or not all(isinstance(i, int) for i in v) or len(set(v)) != len(v):
-            bad += 1
-            continue
-        empty += not v
-        sizes.append(len(v))
-        for i in v:
-            counts[i] = counts.get(i, 0) + 1
-    mean = round(sum(sizes) / len(sizes), 6) if sizes else 0.0
-    return (rows, bad, empty, min(sizes, default=0), max(sizes, default=0), mean, tuple(sorted(counts.items())))
-
-
-class ColumnLabelListStats(ColumnAggregateMetricProvider):
-    """label_list_stats of a multi_label `label` column (one list of ids per row)."""
-
-    metric_name = "column.label_list_stats"
-
-    @column_aggregate_value(engine=PandasExecutionEngine)
-    def _pandas(cls, column, **kwargs):
-        return label_list_stats(column.dropna())
-
-
-def _cardinality(stats) -> dict:
-    rows, bad, empty, lo, hi, mean, _ = stats
-    return {"labels_per_row_min": lo, "labels_per_row_max": hi, "labels_per_row_mean": mean,
-            "no_label_rows": empty, "rows": rows}
-
-
-class ExpectLabelListsToBeValid(ColumnAggregateExpectation):
-    """Every label is a list of distinct ids in 0..num_labels-1 (unexpected_count: bad rows)."""
-
-    num_labels: int
-    metric_dependencies = ("column.label_list_stats",)
-    success_keys = ("num_labels",)
-    args_keys = ("column", "num_labels")
-
-    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        stats = metrics["column.label_list_stats"]
-        out_of_range = sum(c for i, c in stats[6] if not 0 <= i < self.num_labels)
-        bad = stats[1] + out_of_range
-        return {"success": bad == 0, "result": {"observed_value": bad, "unexpected_count": bad,
-                                                "details": _cardinality(stats)}}
-
-
-class ExpectNoLabelFractionToBeAtMost(ColumnAggregateExpectation):
-    """Label cardinality: at most `max_value` of the rows carry no label at all
-    (observed: that share; details: min / max / mean labels per row)."""
-
-    max_value: float
-    metric_dependencies = ("column.label_list_stats",)
-    success_keys = ("max_value",)
-    args_keys = ("column", "max_value")
-
-    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        stats = metrics["column.label_list_stats"]
-        rows, empty = stats[0] - stats[1], stats[2]
-        fraction = empty / rows if rows else 0.0
-        return {"success": fraction <= self.max_value,
-                "result": {"observed_value": fraction, "unexpected_count": empty,
-                           "details": _cardinality(stats)}}
-
-
-class ExpectLabelCountsToBeAtLeast(ColumnAggregateExpectation):
-    """Each of the num_labels ids is on at least `min_value` rows (unexpected_count: labels
-    below it; details: their ids and every label's count)."""
-
-    num_labels: int
-    min_value: int
-    metric_dependencies = ("column.label_list_stats",)
-    success_keys = ("num_labels", "min_value")
-    args_keys = ("column", "num_labels", "min_value")
-
-    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        counts = dict(metrics["column.label_list_stats"][6])
-        per_label = [counts.get(i, 0) for i in range(self.num_labels)]
-        low = [i for i, c in enumerate(per_label) if c < self.min_value]
-        return {"success": not low, "result": {"observed_value": min(per_label, default=0),
-                                               "unexpected_count": len(low),
-                                               "details": {"below": low, "counts": per_label}}}
 
 
 def _e(cls, check: str, severity: str, meta: dict | None = None, **kwargs):
@@ -215,7 +46,7 @@ def split_expectations(split: str, columns: Iterable[str], labels: list[str],
     `columns` are the columns the file really has: checks on a missing column
     are left out (its ExpectColumnToExist fails instead of every check
     raising). `leaks` maps another split's name to the texts this split shares
-    with it (computed with `overlap`); each becomes a not-in-set expectation,
+    with it (leakage.leak_sets); each becomes a not-in-set expectation,
     so a leak is a real GX result with one unexpected row per shared text.
     """
     labelled = split in LABELLED
@@ -316,8 +147,9 @@ def _multi_label_expectations(split: str, labels: list[str], cfg: ValidateConfig
 
 def pair_expectations(pair_sets: dict[str, list[str]], cfg: ValidateConfig) -> list:
     """pair: text_pair not null / not empty / length; the pair (text, text_pair) unique; no
-    self-pair; no pair also in an earlier split. `pair_sets` (from `pair_sets`) holds the ids of
-    this split's rows that are self-pairs ("self") or whose unordered pair is in split X (X)."""
+    self-pair; no pair also in an earlier split. `pair_sets` (one split's entry of
+    leakage.pair_sets) holds the ids of this split's rows that are self-pairs ("self") or
+    whose unordered pair is in split X (X)."""
     bounds = {"column": "text_pair", "min_value": cfg.min_text_chars, "max_value": cfg.max_text_chars}
     out = [
         _e(gxe.ExpectColumnValuesToNotBeNull, "text_pair_not_null", CRITICAL, column="text_pair"),
@@ -336,46 +168,4 @@ def pair_expectations(pair_sets: dict[str, list[str]], cfg: ValidateConfig) -> l
                           {"other": other}, column="id", value_set=ids,
                           description=f"No pair (in either order) also appears in the {other} split "
                                       f"(the set holds the ids of the {len(ids)} rows that do)."))
-    return out
-
-
-def pair_key(a, b) -> tuple:
-    """The unordered pair: (a, b) and (b, a) are the same pair for leakage."""
-    return tuple(sorted((str(a), str(b))))
-
-
-def pair_sets(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[str]]]:
-    """pair: per labelled split, {"self": ids of self-pairs, X: ids of rows whose unordered pair
-    is also in the earlier split X} (val against train; test against train and val)."""
-    keys = {s: {pair_key(a, b) for a, b in zip(df["text"], df["text_pair"])}
-            for s, df in frames.items() if df is not None and {"text", "text_pair"} <= set(df.columns)}
-    earlier = {"train": (), "val": ("train",), "test": ("train", "val")}
-    out: dict[str, dict[str, list[str]]] = {}
-    for split, others in earlier.items():
-        if split not in keys:
-            continue
-        df = frames[split]
-        rows = list(zip(df["id"], df["text"], df["text_pair"]))
-        out[split] = {"self": sorted(str(i) for i, a, b in rows if a == b)}
-        for o in others:
-            if o in keys:
-                out[split][o] = sorted(str(i) for i, a, b in rows if pair_key(a, b) in keys[o])
-    return out
-
-
-def leak_sets(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[str]]]:
-    """Per split, the texts it shares with earlier splits.
-
-    val is checked against train; test against train and val; val and test
-    against unlabeled (a warning: pretraining would see evaluation text).
-    Each pair is checked once, on the later split.
-    """
-    pairs = {"val": ("train", "unlabeled"), "test": ("train", "val", "unlabeled")}
-    out: dict[str, dict[str, list[str]]] = {}
-    for split, others in pairs.items():
-        df = frames.get(split)
-        if df is None or "text" not in df:
-            continue
-        out[split] = {o: overlap(df["text"], frames[o]["text"]) for o in others
-                      if frames.get(o) is not None and "text" in frames[o]}
     return out
