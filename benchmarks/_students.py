@@ -248,11 +248,11 @@ def _linked(project: Path, overrides: list[str], need_teacher: bool, keep: bool)
 
 
 def make_smoke_project(root: Path, n: int = 320) -> Path:
-    """tests/tiny_pipeline's synthetic CSV project, with a tiny BERT (save_pretrained, its vocabulary
+    """tests/builders/tiny_pipeline's synthetic CSV project, with a tiny BERT (save_pretrained, its vocabulary
     the corpus words) as an enabled teacher and distillation on, written into its params.yaml (so
     --project can reuse it)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import tiny_pipeline
+    from builders import tiny_pipeline
 
     root.mkdir(parents=True)
     make_tiny_bert(root / "tiny-bert", tiny_pipeline.POS + tiny_pipeline.NEG + tiny_pipeline.FILL)
@@ -269,10 +269,10 @@ def make_tiny_bert(folder: Path, words: list[str]) -> Path:
     """A 2-layer, hidden-16 BertModel + fast WordPiece tokenizer over `words` (no hub)."""
     import torch
 
-    from teacher_model import tiny_bert  # tests/ is on sys.path (see make_smoke_project)
+    from builders.teacher_model import tiny_bert  # tests/ is on sys.path (see make_smoke_project)
 
     torch.manual_seed(0)  # the same tiny teacher every smoke run
-    return tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words)))
+    return tiny_bert(folder, words)
 
 
 # --------------------------------------------------------------------------- pretraining

@@ -57,8 +57,8 @@ def main() -> None:
     env.configure()
     root = args.project
     if root is None:
-        sys.path.insert(0, str(ROOT / "tests"))  # test helpers import each other by plain name
-        import flow_project
+        sys.path.insert(0, str(ROOT / "tests"))  # the test builders (tests/builders)
+        from builders import flow_project
 
         root = flow_project.make(Path(tempfile.mkdtemp(prefix="encoderflow-bench-")) / "p", n=96)
         print(f"building a tiny project in {root} (one full run)...", flush=True)

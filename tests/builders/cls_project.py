@@ -55,20 +55,31 @@ def tiny_params(family: str = "transformer", tmp_uri: str = "sqlite:///mlflow.db
                   evaluate=EvaluateConfig(bootstrap_samples=50, ece_bins=5, random_init_baseline=False))
 
 
-def make_project(root, n_train: int = 64, n_val: int = 16, n_test: int = 24) -> Paths:
-    """data/prepared + models/tokenizer + data/tokenized under `root`."""
-    from components.stages.tokenize import tokenize
+UNLABELED = ["the film was fine", "a story"]
 
+
+def write_prepared(root, rows: list[tuple[str, int]], n_train: int, n_val: int,
+                   unlabeled: list[str] = UNLABELED) -> Paths:
+    """data/prepared under `root` as ingest leaves it: train, val and test cut in that order
+    from `rows` ((text, label id) pairs), the `unlabeled` texts, labels.json."""
     paths = Paths.at(root)
     paths.prepared.mkdir(parents=True, exist_ok=True)
-    rows = toy_texts(n_train + n_val + n_test, seed=0)
     cuts = {"train": rows[:n_train], "val": rows[n_train:n_train + n_val], "test": rows[n_train + n_val:]}
     for split, part in cuts.items():
         pd.DataFrame({"id": [f"{split}{i}" for i in range(len(part))], "text": [t for t, _ in part],
                       "label": pd.Series([y for _, y in part], dtype="int64"),
                       "label_name": [LABELS[y] for _, y in part]}).to_parquet(paths.split(split))
-    pd.DataFrame({"id": ["u0", "u1"], "text": ["the film was fine", "a story"]}).to_parquet(paths.split("unlabeled"))
+    pd.DataFrame({"id": [f"u{i}" for i in range(len(unlabeled))], "text": unlabeled}).to_parquet(
+        paths.split("unlabeled"))
     paths.labels.write_text(json.dumps({"labels": LABELS}))
+    return paths
+
+
+def make_project(root, n_train: int = 64, n_val: int = 16, n_test: int = 24) -> Paths:
+    """data/prepared + models/tokenizer + data/tokenized under `root`."""
+    from components.stages.tokenize import tokenize
+
+    paths = write_prepared(root, toy_texts(n_train + n_val + n_test, seed=0), n_train, n_val)
     tokenize(TokenizeConfig(vocab_size=100, min_frequency=1), paths, show_progress=False)
     return paths
 
@@ -80,15 +91,3 @@ def save_pretrained(cfg: Params, paths: Paths) -> None:
 
     enc = build_encoder(EncoderConfig.from_params(cfg.model, tokenizer_vocab_size(paths.tokenizer)))
     save_encoder(enc, paths.pretrained, paths.tokenizer, extra={"pretrain": {"steps": 0}})
-
-
-def make_hf_folder(folder) -> None:
-    """A tiny BertModel + fast tokenizer written with save_pretrained (no hub)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(POS + NEG + FILL))
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2,
-                                 num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
-    model.save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))

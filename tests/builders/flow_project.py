@@ -2,7 +2,7 @@
 
 `make(root)` copies the repo's components/, flows/, dvc.yaml, .dvcignore and
 .gitignore into `root`, writes a complete params.yaml (defaults + the tiny overrides of
-tests/tiny_pipeline.py, source `file:data/incoming/*.csv`), a small CSV in
+tests/builders/tiny_pipeline.py, source `file:data/incoming/*.csv`), a small CSV in
 data/incoming/, then `git init` + commit and `dvc init`, like a user's clone.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-import tiny_pipeline
+from builders import tiny_pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOURCE = "file:data/incoming/*.csv"
 # On top of tiny_pipeline.TINY: fewer steps/epochs/resamples (the tests check
 # orchestration, not model quality).

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster on loopback, for tests/test_postgres.py.
+"""A throwaway PostgreSQL cluster on loopback, for tests/system/test_postgres.py.
 
 `binaries()` finds initdb / pg_ctl (PATH, then Debian's /usr/lib/postgresql/N/bin);
 when they are missing it installs Debian's `postgresql` with apt-get (as root, or
@@ -19,10 +19,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from builders.serving import free_port
 
 ADMIN = "postgres"
 
@@ -48,12 +49,6 @@ def binaries() -> tuple[Path | None, str]:
             return None, f"`{' '.join(sudo + cmd)}` failed: {(out.stderr or out.stdout).strip()[-300:]}"
     found = _find()
     return (found, "") if found else (None, "apt-get installed postgresql, but initdb is still not found")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:

@@ -8,16 +8,11 @@ exercise that code too.
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 
 from flows import schedule
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from builders.serving import free_port
 
 
 @contextlib.contextmanager

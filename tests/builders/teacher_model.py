@@ -1,9 +1,10 @@
 """A tiny teacher for the evaluate / register tests: models/teacher as the teacher stage leaves it.
 
-`add_teacher(root)` builds a tiny BertModel + fast tokenizer with save_pretrained (no
-hub, vocabulary = the words of tests/cls_project.py and tests/tiny_pipeline.py),
-fine-tunes it on the project's train split with finetune's own `fit_classifier`
-(init = that Hugging Face folder, gold labels, no distillation), and saves the
+`tiny_bert(folder)` is the one tiny Hugging Face checkpoint of the tests (a BertModel +
+fast tokenizer written with save_pretrained, no hub; vocabulary = the toy corpora's words).
+`add_teacher(root, folder)` fine-tunes such a checkpoint on the project's train split with
+finetune's own `fit_classifier` (init = that Hugging Face folder, gold labels, no
+distillation), and saves the
 TextClassifier to models/teacher/ plus reports/teacher.json: the stage's output
 contract, without MiniLM. `disable_teacher(root)` writes the disabled stage's outputs.
 """
@@ -15,26 +16,33 @@ import json
 from pathlib import Path
 
 INIT = "tiny-bert"  # what config.json "init" names (the stage writes teacher.init there)
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+DIGITS = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]  # numbers: WordPiece digit by digit
 
 
-def make_hf_folder(folder: Path) -> Path:
-    """A tiny BERT (hidden 16, 2 layers) whose WordPiece vocabulary covers both toy corpora."""
-    import cls_project as cp
-    import tiny_pipeline as tp
+def toy_words() -> list[str]:
+    """Every word of the toy corpora (builders/cls_project.py, builders/tiny_pipeline.py), and of
+    the unlabeled texts the teacher tests add: a tiny BERT over them has no unknown token."""
+    from builders import cls_project as cp
+    from builders import tiny_pipeline as tp
 
-    digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
-    words = sorted(set(cp.POS + cp.NEG + cp.FILL + tp.POS + tp.NEG + tp.FILL) - set(digits))
-    return tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + digits + words)
+    return cp.POS + cp.NEG + cp.FILL + tp.POS + tp.NEG + tp.FILL + "fine story mary acting music".split()
 
 
-def tiny_bert(folder: Path, vocab: list[str]) -> Path:
-    """Save a 2-layer, hidden-16 BertModel + a fast WordPiece tokenizer over `vocab` (no hub)."""
+def tiny_bert(folder: Path, words=None, id2label: dict | None = None) -> Path:
+    """The tiny Hugging Face checkpoint of the tests: a 2-layer, hidden-16 BertModel + a fast WordPiece
+    tokenizer, saved with save_pretrained (no hub). The vocabulary: [PAD] [UNK] [CLS] [SEP] [MASK],
+    the digits (and ##digits), then `words` (default: toy_words()) sorted. `id2label` goes into
+    config.json (the default is HF's placeholder LABEL_0, LABEL_1)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
+    words = toy_words() if words is None else list(words)
+    vocab = SPECIAL + DIGITS + sorted(set(words) - set(DIGITS) - set(SPECIAL))
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2,
-                                 num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
-    model.save_pretrained(str(folder))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64,
+                        **({"id2label": id2label} if id2label else {}))
+    BertModel(config).save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
     return folder
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import flow_project as fp
-import prefect_server
+from builders import flow_project as fp
+from builders import prefect_server
 
 BIN = Path(sys.executable).parent
 POOL = "encoderflow-test"

@@ -15,7 +15,7 @@ from components.core import lineage
 from components.stages import dvcgraph
 from components.stages.table import NAMES, STAGES, Stage
 
-import flow_project as fp
+from builders import flow_project as fp
 
 REPO = fp.REPO
 

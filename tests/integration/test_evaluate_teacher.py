@@ -1,9 +1,8 @@
 """evaluate with a teacher: the teacher.* row of metrics.json, reports/speed.json, and the
-disabled teacher (no row, the student's speed alone). A tiny BERT teacher (tests/teacher_model.py)."""
+disabled teacher (no row, the student's speed alone). A tiny BERT teacher (tests/builders/teacher_model.py)."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import shutil
 
@@ -15,26 +14,11 @@ from components.evaluation import speed
 from components.evaluation import teacher as teacher_folder
 from components.stages import evaluate, finetune
 
-import cls_project as cp
-import teacher_model
+from builders import cls_project as cp
+from builders import teacher_model
 
 SPEED_KEYS = {"speed.batch_size", "speed.n_texts", "speed.rounds", "speed.threads",
               "speed.student_texts_per_s", "speed.ratio"}
-
-
-def test_doctests():
-    assert doctest.testmod(speed).failed == 0
-
-
-def test_rounds_alternate_and_warm_up_first():
-    calls = []
-    fns = {name: (lambda t, b, name=name: calls.append((name, len(t), b))) for name in ("a", "b")}
-    out = speed.throughput(fns, ["x"] * 300, batch_size=8, rounds=3)
-    assert [c[0] for c in calls] == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then A B, B A, A B
-    assert calls[0][1] == speed.WARMUP_TEXTS and all(n == 300 for _, n, _ in calls[2:])
-    assert all(b == 8 for *_, b in calls) and set(out) == {"a", "b"}
-    with pytest.raises(ValueError, match="no texts"):
-        speed.throughput(fns, [])
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +29,7 @@ def base(tmp_path_factory):
     cfg = cp.tiny_params(max_epochs=1)  # the store: <project>/mlflow.db
     cp.save_pretrained(cfg, paths)
     finetune.run(cfg, paths)
-    teacher_model.add_teacher(root, teacher_model.make_hf_folder(tmp_path_factory.mktemp("hf")))
+    teacher_model.add_teacher(root, teacher_model.tiny_bert(tmp_path_factory.mktemp("hf")))
     return root, cfg
 
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tiny_pipeline import sentences
+from builders.tiny_pipeline import sentences
 
 PARAMS = {
     "project": {"seed": 0},
@@ -54,7 +54,7 @@ def base(tmp_path_factory) -> Path:
     from components.stages.ingest import ingest
     from components.stages.tokenize import tokenize
 
-    from cls_project import save_pretrained
+    from builders.cls_project import save_pretrained
 
     root = tmp_path_factory.mktemp("failure_base")
     rows = sentences(100)  # the last 20 without a label: unlabeled text for pretraining
@@ -317,7 +317,7 @@ def test_bad_input(case, setup, args, expected, base, tmp_path, monkeypatch):
     skip = OWN_REPORTS.get(args[1] if args[0] == "stage" else "", ())
     before, models = snapshot(root, skip), registry_state(root)
 
-    res = CliRunner().invoke(app, args)
+    res = CliRunner().invoke(app, args)  # not the `cli` fixture: the checks below need res.exception
 
     shown = f"{case}: exit {res.exit_code}\n{res.output}"
     if not isinstance(res.exception, SystemExit):  # escaped the CLI: show where

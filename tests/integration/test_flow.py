@@ -15,7 +15,7 @@ import pytest
 from components.core import lineage
 from components.stages.table import NAMES
 
-import flow_project as fp
+from builders import flow_project as fp
 
 pytestmark = pytest.mark.slow
 

@@ -7,27 +7,25 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from components.core.config import load_params
 from components.core.errors import DataError, EncoderflowError
 from components.core.paths import Paths
 from components.registry import predict
 
-import tiny_pipeline
+from builders import tiny_pipeline
 
 URI = "models:/encoderflow@champion"
 
 
 @pytest.fixture(scope="module")
-def proj(tmp_path_factory):
+def proj(built, tmp_path_factory):
     """One registered champion for the whole module (tests here only read the registry)."""
     import os
 
     from components.stages import register
 
-    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
-                               tmp_path_factory.mktemp("predict"), with_store=True)
+    root = tiny_pipeline.clone(built, tmp_path_factory.mktemp("predict"), with_store=True)
     old = os.getcwd()
     os.chdir(root)
     register.run(load_params(root / "params.yaml"), Paths.at(root))
@@ -48,14 +46,7 @@ def inputs(proj, tmp_path):
     return frame, tmp_path
 
 
-def cli(*args):
-    from flows.cli import app
-
-    res = CliRunner().invoke(app, list(args))
-    return res.exit_code, res.output
-
-
-def test_predict_every_format_same_answers_twice_identical(inputs):
+def test_predict_every_format_same_answers_twice_identical(inputs, cli):
     frame, d = inputs
     results = {}
     for src, out in [("in.csv", "a.csv"), ("in.jsonl", "a.jsonl"), ("in.parquet", "a.parquet")]:
@@ -92,7 +83,7 @@ def test_streaming_reads_in_batches_and_batching_does_not_change_results(inputs)
     np.testing.assert_allclose(small["prob_positive"], big["prob_positive"], atol=1e-5)
 
 
-def test_embed_npy_and_parquet_agree(inputs):
+def test_embed_npy_and_parquet_agree(inputs, cli):
     frame, d = inputs
     code, msg = cli("embed", str(d / "in.jsonl"), "-o", str(d / "e.npy"))
     assert code == 0 and "150 rows x 32 dims" in msg, msg
@@ -109,7 +100,7 @@ def test_embed_npy_and_parquet_agree(inputs):
     np.testing.assert_array_equal(np.load(d / "e.npy"), vecs)  # twice: identical
 
 
-def test_bad_inputs_are_one_line_errors(inputs):
+def test_bad_inputs_are_one_line_errors(inputs, cli):
     frame, d = inputs
     frame.rename(columns={"text": "body"}).to_csv(d / "notext.csv", index=False)
     frame.rename(columns={"text": "body"}).to_parquet(d / "notext.parquet")
@@ -136,7 +127,7 @@ def test_bad_inputs_are_one_line_errors(inputs):
         predict.load_model("runs:/0123456789abcdef/model")
 
 
-def test_a_local_model_folder_scores_exactly_like_its_registered_version(inputs):
+def test_a_local_model_folder_scores_exactly_like_its_registered_version(inputs, cli):
     """`--model models/finetuned` (no registry involved) = the registered pyfunc of that folder."""
     import shutil
     from pathlib import Path

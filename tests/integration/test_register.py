@@ -1,6 +1,6 @@
 """register stage + registry: pyfunc, lineage, gate decisions, promote / rollback / audit trail.
 
-Runs on a real tiny pipeline (tests/tiny_pipeline.py: ingest -> evaluate on a
+Runs on a real tiny pipeline (tests/builders/tiny_pipeline.py: ingest -> evaluate on a
 synthetic sentiment set, built once per session) and a real sqlite MLflow store.
 """
 
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from components.core import lineage
 from components.core.config import load_params
@@ -22,23 +21,11 @@ from components.core.errors import DataError, EncoderflowError
 from components.core.paths import Paths
 from components.registry import client as registry
 
-import tiny_pipeline
-from tiny_pipeline import register, registry_client
+from builders import tiny_pipeline
+from builders.tiny_pipeline import register, registry_client
 
 NAME = "encoderflow"
-ROOT = Path(__file__).resolve().parent.parent  # the checkout
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return tiny_pipeline.cached_build(tmp_path_factory)
-
-
-@pytest.fixture
-def proj(built, tmp_path, monkeypatch):
-    root = tiny_pipeline.clone(built, tmp_path / "proj", with_store=True)
-    monkeypatch.chdir(root)
-    return root
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def git_commit(root: Path) -> str:
@@ -184,14 +171,7 @@ def test_gate_moves_champion_only_for_a_significant_gain(proj):
         ("challenger", "4", "done")]
 
 
-def cli(*args):
-    from flows.cli import app
-
-    res = CliRunner().invoke(app, list(args))
-    return res.exit_code, res.output
-
-
-def test_promote_rollback_models_and_external_changes(proj):
+def test_promote_rollback_models_and_external_changes(proj, cli):
     register(proj)
     register(proj)  # same model: v2 is challenger
     code, out = cli("promote", "9")
@@ -279,7 +259,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_registry_fails_fast_and_changes_nothing(proj):
+def test_unreachable_registry_fails_fast_and_changes_nothing(proj, cli):
     uri = f"http://127.0.0.1:{closed_port()}"
     from components.stages import register as stage
 
@@ -292,7 +272,7 @@ def test_unreachable_registry_fails_fast_and_changes_nothing(proj):
     assert code == 1 and out.startswith(f"error: MLflow registry at {uri} is unreachable") and out.count("\n") == 1
 
 
-def test_missing_or_bad_inputs_are_one_line_errors(proj):
+def test_missing_or_bad_inputs_are_one_line_errors(proj, cli):
     metrics = json.loads((proj / "reports/metrics.json").read_text())
     del metrics["baseline.tfidf_lr.accuracy"]
     (proj / "reports/metrics.json").write_text(json.dumps(metrics))
@@ -304,14 +284,3 @@ def test_missing_or_bad_inputs_are_one_line_errors(proj):
         register(proj)
     code, out = cli("models", "--set", "register.model_name=nope")
     assert code == 1 and out == "error: registered model 'nope' not found (run the register stage first)\n"
-
-
-def test_inference_files_stay_within_the_allowed_imports():
-    from components.registry import pyfunc as pyfunc_model
-
-    files, third = pyfunc_model.inference_files(ROOT)
-    names = {f.relative_to(ROOT).as_posix() for f in files}
-    assert {"components/__init__.py", "components/registry/pyfunc.py", "components/model/classifier.py",
-            "components/core/errors.py"} <= names
-    assert third - {"transformers"} <= pyfunc_model.ALLOWED_IMPORTS  # transformers: HF backbones only
-    assert pyfunc_model.pip_requirements({"mlflow"}) == [f"mlflow=={__import__('mlflow').__version__}"]

@@ -1,7 +1,7 @@
 """register with a teacher: both registered models, their tags, aliases and gates, the
 unchanged-teacher skip, the teacher's pyfunc, `encoderflow models / promote / rollback --model`,
-and the run summary. The tiny pipeline (tests/tiny_pipeline.py) plus a tiny BERT teacher
-(tests/teacher_model.py), evaluated by the real evaluate stage."""
+and the run summary. The tiny pipeline (tests/builders/tiny_pipeline.py) plus a tiny BERT teacher
+(tests/builders/teacher_model.py), evaluated by the real evaluate stage."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from components.core import lineage
 from components.core.paths import Paths
 from components.registry import client as registry
 
-import teacher_model
-import tiny_pipeline
-from tiny_pipeline import register, registry_client
+from builders import teacher_model
+from builders import tiny_pipeline
+from builders.tiny_pipeline import register, registry_client
 
 NAME, TEACHER = "encoderflow", "encoderflow-teacher"
 
@@ -28,23 +27,9 @@ def built(tmp_path_factory):
     """The tiny pipeline + models/teacher + a re-run evaluate (metrics.json with teacher.*)."""
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
                                tmp_path_factory.mktemp("with_teacher") / "p")
-    teacher_model.add_teacher(root, teacher_model.make_hf_folder(tmp_path_factory.mktemp("hf")))
+    teacher_model.add_teacher(root, teacher_model.tiny_bert(tmp_path_factory.mktemp("hf")))
     tiny_pipeline.run_stages(root, ["evaluate"])
     return root
-
-
-@pytest.fixture
-def proj(built, tmp_path, monkeypatch):
-    root = tiny_pipeline.clone(built, tmp_path / "proj")  # an empty MLflow store
-    monkeypatch.chdir(root)
-    return root
-
-
-def cli(*args):
-    from flows.cli import app
-
-    res = CliRunner().invoke(app, list(args))
-    return res.exit_code, res.output
 
 
 def test_both_models_registered_with_tags_gates_and_a_servable_teacher(proj, tmp_path):
@@ -116,7 +101,7 @@ def test_unchanged_teacher_is_skipped_and_a_changed_one_goes_through_the_gate(pr
     assert client.get_model_version(NAME, third["version"]).tags["encoderflow.teacher_version"] == "2"
 
 
-def test_disabled_teacher_registers_the_student_only(proj):
+def test_disabled_teacher_registers_the_student_only(proj, cli):
     teacher_model.disable_teacher(proj)
     tiny_pipeline.run_stages(proj, ["evaluate"])
     report = register(proj)
@@ -128,7 +113,7 @@ def test_disabled_teacher_registers_the_student_only(proj):
     assert code == 0 and f"{NAME}: registered versions" in out and TEACHER not in out
 
 
-def test_models_lists_both_and_promote_rollback_take_model(proj):
+def test_models_lists_both_and_promote_rollback_take_model(proj, cli):
     register(proj, floor_vs_tfidf=False, floor_accuracy=0.0)  # both v1 @champion
     config = proj / "models/teacher/config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "note": "v2"}))

@@ -22,8 +22,8 @@ import pytest
 
 from components.stages.table import NAMES
 
-import flow_project as fp
-import tiny_pipeline
+from builders import flow_project as fp
+from builders import tiny_pipeline
 
 OUTPUTS = ("data", "models", "reports")  # DVC outputs (cached or `cache: false` in git)
 LOCAL_STATE = ("mlflow.db", "mlartifacts", "checkpoints", ".prefect", ".encoderflow", ".dvc/cache")

@@ -14,15 +14,10 @@ import pytest
 
 from flows import schedule
 
-import flow_project as fp
-from prefect_server import free_port as _free_port
+from builders import flow_project as fp
+from builders.serving import free_port as _free_port
 
 CRON = "0 3 * * *"
-
-
-def test_api_url_and_health_of_nothing():
-    assert schedule.api_url("127.0.0.1", 4321) == "http://127.0.0.1:4321/api"
-    assert not schedule.healthy(schedule.api_url("127.0.0.1", _free_port()), timeout=0.5)
 
 
 def test_unreachable_server_is_a_one_line_error(tmp_path):

@@ -1,6 +1,6 @@
 """flows/stagerun.py's in-process hook on DVC's private `dvc.stage.run._run`.
 
-The DVC tests run the ingest stage of a tiny project (tests/flow_project.py)
+The DVC tests run the ingest stage of a tiny project (tests/builders/flow_project.py)
 through `run_with_dvc` and assert which path its command took, two ways: the
 `StageResult.command` the flow reports, and a spy standing in for DVC's own
 `_run` (the subprocess runner) that sees every command DVC did not get run
@@ -20,7 +20,7 @@ import pytest
 
 from flows import stagerun
 
-import flow_project as fp
+from builders import flow_project as fp
 
 dvc_run = pytest.importorskip("dvc.stage.run")
 REAL_RUN = dvc_run._run

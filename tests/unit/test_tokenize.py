@@ -16,42 +16,11 @@ from components.core.config import Params, TokenizeConfig
 from components.core.errors import DataError
 from components.core.paths import Paths
 from components.data.tokenizer_train import SPECIAL_TOKENS, UNK_ID, train_tokenizer
-from components.stages.tokenize import run, split_stats, tokenize
+from components.stages.tokenize import split_stats, tokenize
+
+from builders.data import PLANTED, TRAIN, tokenize_project
 
 MODELS = ("wordpiece", "bpe", "unigram")
-ENGLISH = [
-    "Hello, World! It's a good movie.",
-    "A good film, and a bad film: the plot is thin.",
-    "The actors are great; the story is not.",
-    "Café culture: déjà vu all over again.",
-    "Hello again, world. The movie is good, the film is bad.",
-]
-CHINESE = ["我爱北京天安门。", "今天天气很好，我们去看电影。", "这部电影很好看，北京的天气也很好。"]
-# Many distinct words seen exactly twice: lots of equal pair counts, i.e. merge
-# ties, which is where tokenizers' own WordPieceTrainer is non-deterministic.
-TIES = [" ".join(f"{a}{b}{c}" for c in "aeiou") for a in "bcdfg" for b in "klmnp"] * 2
-TRAIN = ENGLISH * 3 + CHINESE * 3 + TIES + ["plantedtrain " * 3]
-PLANTED = "zyxwvq"  # only in val/test: must never become a vocabulary entry
-
-
-def write_split(root, name, texts, labels=None):
-    prepared = Paths.at(root).prepared
-    prepared.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame({"id": [hashlib.sha1(t.encode()).hexdigest() for t in texts], "text": texts})
-    if labels is not None:
-        df["label"] = pd.Series(labels, dtype="int64")
-        df["label_name"] = [["negative", "positive"][i] for i in labels]
-    df.to_parquet(prepared / f"{name}.parquet", index=False)
-
-
-def make_project(root, test_texts=None, unlabeled=None):
-    write_split(root, "train", TRAIN, [i % 2 for i in range(len(TRAIN))])
-    write_split(root, "val", [f"{PLANTED} {PLANTED} film"] * 3, [0, 1, 0])
-    test_texts = test_texts or [f"{PLANTED} movie {PLANTED}"] * 4
-    write_split(root, "test", test_texts, [i % 2 for i in range(len(test_texts))])
-    write_split(root, "unlabeled", unlabeled if unlabeled is not None else ["the plot " * 50, "good"])
-    (Paths.at(root).labels).write_text(json.dumps({"labels": ["negative", "positive"]}))
-    return Paths.at(root)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +34,7 @@ def trained():
 def stage_out(tmp_path_factory):
     """The stage run once (without MLflow) on a tiny project."""
     root = tmp_path_factory.mktemp("tok")
-    paths = make_project(root)
+    paths = tokenize_project(root)
     cfg = TokenizeConfig(vocab_size=300, max_length=16, batch_size=2)
     return paths, cfg, tokenize(cfg, paths, show_progress=False)
 
@@ -162,7 +131,7 @@ def test_tokenized_dataset_layout(stage_out):
 
 def test_report_numbers_by_hand(tmp_path):
     # "☃" appears in no training text: wordpiece makes the whole word [UNK].
-    paths = make_project(tmp_path, test_texts=["good movie", "bad ☃ film", " ".join(["good"] * 11)])
+    paths = tokenize_project(tmp_path, test_texts=["good movie", "bad ☃ film", " ".join(["good"] * 11)])
     cfg = TokenizeConfig(vocab_size=300, max_length=8)
     report = json.loads(json.dumps(tokenize(cfg, paths, show_progress=False)))
     assert report == json.loads(paths.report("tokenizer").read_text())
@@ -185,7 +154,7 @@ def test_split_stats_of_an_empty_split():
 
 
 def test_missing_split_and_column_are_one_line_errors(tmp_path):
-    paths = make_project(tmp_path)
+    paths = tokenize_project(tmp_path)
     paths.split("unlabeled").unlink()
     with pytest.raises(DataError, match=r"data/prepared/unlabeled.parquet: not found"):
         tokenize(TokenizeConfig(vocab_size=300), paths, show_progress=False)
@@ -200,23 +169,8 @@ def test_missing_split_and_column_are_one_line_errors(tmp_path):
         tokenize(TokenizeConfig(vocab_size=300), paths, show_progress=False)
 
 
-@pytest.mark.slow  # ~10 s of MLflow start-up (import + sqlite schema)
-def test_run_logs_to_mlflow(project):
-    import mlflow
-
-    paths = make_project(project)
-    cfg = Params(tokenize=TokenizeConfig(model="bpe", vocab_size=300))
-    summary = run(cfg, paths)
-    assert summary["texts"]["unlabeled"] == 2 and summary["vocab_size"] <= 300
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["encoderflow"], output_format="list")
-    assert [r.info.run_name for r in runs] == ["tokenize"]
-    assert runs[0].data.metrics["vocab_size"] == summary["vocab_size"]
-    assert runs[0].data.params["tokenize.model"] == "bpe"
-
-
 def test_stage_outputs_are_byte_identical_across_runs(tmp_path):
-    paths = make_project(tmp_path)
+    paths = tokenize_project(tmp_path)
     cfg = TokenizeConfig(vocab_size=300)
 
     def digests():
