@@ -101,6 +101,19 @@ def test_broken_teacher_folders_are_one_line_errors(proj):
     assert "\n" not in str(err.value)
 
 
-def test_disabled_marker_is_the_teacher_stages():
-    stage = pytest.importorskip("components.stages.teacher")
-    assert teacher_folder.DISABLED == stage.DISABLED
+def test_the_disabled_teacher_stages_folder_reads_as_no_teacher(tmp_path):
+    """evaluate and register read models/teacher through evaluation.teacher.folder: what the
+    teacher stage writes with teacher.enabled: false must read as no teacher, and the same
+    folder without the stage's marker as a broken one."""
+    from components.core.config import DistillConfig, FinetuneConfig, Params, ProjectConfig, TeacherConfig
+    from components.stages import teacher
+
+    cfg = Params(project=ProjectConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"),
+                 teacher=TeacherConfig(enabled=False), finetune=FinetuneConfig(distill=DistillConfig(enabled=False)))
+    paths = Paths.at(tmp_path)
+    assert teacher.run(cfg, paths) == {"enabled": False}
+    assert paths.teacher_model.is_dir() and teacher_folder.folder(paths.teacher_model) is None
+    for marker in paths.teacher_model.iterdir():
+        marker.unlink()
+    with pytest.raises(DataError, match="neither a teacher model"):
+        teacher_folder.folder(paths.teacher_model)

