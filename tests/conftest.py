@@ -2,8 +2,9 @@
 
 The tiers are folders: tests/unit (`make check`: code and property tests, seconds in all),
 tests/integration (real pipelines, DVC, Prefect, MLflow stores, Lightning training on
-tiny configs), tests/system (a browser, PostgreSQL, multi-process DDP). The builders
-behind the fixtures are in tests/builders/.
+tiny configs), tests/system (a browser, PostgreSQL, multi-process DDP). Each test gets
+its folder's marker (`pytest -m "not system"`). The builders behind the fixtures are in
+tests/builders/.
 """
 
 from __future__ import annotations
@@ -15,6 +16,23 @@ import pytest
 from components.core import env
 
 env.configure()
+
+TIERS = ("unit", "integration", "system")
+# Every unit test is a few seconds at most; this catches one that grows into an
+# integration test (pyproject's default timeout is for the slow tiers).
+UNIT_TIMEOUT_S = 60
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        parts = item.path.relative_to(item.config.rootpath).parts
+        tier = parts[1] if len(parts) > 2 and parts[0] == "tests" and parts[1] in TIERS else None
+        if tier is None:
+            continue
+        item.add_marker(tier)
+        if tier == "unit" and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT_S))
+
 
 # mlflow.set_tracking_uri / set_registry_uri also export these, and every later
 # subprocess inherits them: a test that registers in-process (a pair model) once sent

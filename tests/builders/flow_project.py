@@ -15,11 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from builders import tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
+# pytest-timeout for a test that runs the whole flow or may be the first to build `base`: a real
+# `encoderflow run`, which `encoderflow()` below bounds at 900 s, plus the test's own work.
+RUNS_THE_FLOW = pytest.mark.timeout(1800)
 SOURCE = "file:data/incoming/*.csv"
 # On top of tiny_pipeline.TINY: fewer steps/epochs/resamples (the tests check
 # orchestration, not model quality).

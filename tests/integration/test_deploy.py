@@ -63,6 +63,7 @@ def _client(url: str):
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_deploy_to_a_missing_pool_creates_nothing(server, project):
     with _client(server) as client:
         before = [d.name for d in client.read_deployments()]
@@ -81,6 +82,7 @@ def _prefect(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_a_worker_runs_the_deployment_in_its_checkout(server, project, tmp_path):
     import psutil
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey

@@ -110,6 +110,7 @@ def test_dir_md5_equals_dvc_hash(tmp_path):
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_repro_force_reproduces_the_flow_run_byte_for_byte(tmp_path_factory, tmp_path):
     root0, _ = fp.base(tmp_path_factory)  # outputs of `encoderflow run`
     root = fp.clone(root0, tmp_path / "p")
@@ -133,6 +134,7 @@ def test_repro_force_reproduces_the_flow_run_byte_for_byte(tmp_path_factory, tmp
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_dvc_repro_from_nothing_matches_the_flow_run(tmp_path_factory, tmp_path):
     """Two projects built from nothing with the same data and params: one by
     `encoderflow run` (the flow), one by plain `dvc repro`. Same metrics.json, byte for byte."""
@@ -146,6 +148,7 @@ def test_dvc_repro_from_nothing_matches_the_flow_run(tmp_path_factory, tmp_path)
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_checkout_pull_repro_is_a_no_op(tmp_path_factory, tmp_path):
     """The README's "reproduce a run": git clone/checkout, dvc pull, dvc repro."""
     root = fp.clone(fp.base(tmp_path_factory)[0], tmp_path / "work")
@@ -168,6 +171,7 @@ def test_checkout_pull_repro_is_a_no_op(tmp_path_factory, tmp_path):
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_plot_views_name_real_csv_columns(tmp_path_factory, tmp_path):
     import csv
     import json

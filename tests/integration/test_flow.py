@@ -17,7 +17,7 @@ from components.stages.table import NAMES
 
 from builders import flow_project as fp
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, fp.RUNS_THE_FLOW]
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,7 @@ def test_lock_is_reentrant_for_its_process_and_children_only(tmp_path):
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_second_run_is_refused_while_the_first_completes(tmp_path):
     root = fp.make(tmp_path / "p", n=96)
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
@@ -146,6 +147,7 @@ def _mlflow_runs(root: Path):
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_failing_stage_fails_everything_that_tracks_it_and_stops_the_run(tmp_path, monkeypatch):
     import typer
     from prefect.client.orchestration import get_client

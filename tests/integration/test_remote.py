@@ -54,6 +54,7 @@ def predict(root: Path, src: Path, out: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_push_clone_pull_is_clean_repro_is_a_no_op_and_predict_agrees(tmp_path_factory, tmp_path):
     # --- machine A: run, commit, push to the default (sibling) remote
     a = fp.clone(fp.base(tmp_path_factory)[0], tmp_path / "machine-a" / "proj")

@@ -49,6 +49,7 @@ def _wait_deployment(client, timeout: float, proc: subprocess.Popen, log: Path):
 
 
 @pytest.mark.slow
+@fp.RUNS_THE_FLOW
 def test_schedule_serves_the_flow_on_a_cron_and_stops_cleanly(tmp_path_factory, tmp_path):
     import psutil
     from prefect.client.orchestration import get_client

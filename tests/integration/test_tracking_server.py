@@ -44,6 +44,7 @@ def test_ui_without_backend_on_a_server_project_points_at_the_server(project, cl
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the flow's subprocess is bounded at 600 s
 def test_a_scheduled_flow_run_fails_fast_on_an_unreachable_server_too(tmp_path):
     """The flow itself checks (scheduled runs and work-pool workers do not go through the CLI)."""
     uri = _dead_server_project(tmp_path)

@@ -28,6 +28,8 @@ from components.model.distributed import usable_cpus
 from builders.mlm_project import new_project, tiny_cfg, weights
 
 BIN = Path(sys.executable).parent
+# pytest-timeout: each DDP run's processes are bounded at 600 s; the first test also starts `ddp_run`
+DDP_TIMEOUT = pytest.mark.timeout(1800)
 # 2 CPU processes need 2 usable CPUs (more would be refused: test below)
 two_cpus = pytest.mark.skipif(usable_cpus() < 2, reason="needs 2 usable CPUs")
 # Same global batch (16 blocks a step) both ways; 30 steps reach a loss ~0.8 below the first
@@ -96,6 +98,7 @@ def ddp_run(tiny_data, tmp_path_factory):
 
 
 @pytest.mark.slow
+@DDP_TIMEOUT
 @two_cpus
 def test_two_processes_match_one_at_the_same_global_batch(ddp_run, tiny_data, tmp_path):
     from components.stages import pretrain
@@ -124,6 +127,7 @@ def test_two_processes_match_one_at_the_same_global_batch(ddp_run, tiny_data, tm
 
 
 @pytest.mark.slow
+@DDP_TIMEOUT
 @two_cpus
 def test_kill_the_process_group_and_resume_under_ddp(ddp_run, tiny_data, tmp_path):
     from components.stages import pretrain
@@ -172,6 +176,7 @@ def test_kill_the_process_group_and_resume_under_ddp(ddp_run, tiny_data, tmp_pat
 
 
 @pytest.mark.slow
+@DDP_TIMEOUT
 @two_cpus
 def test_two_nodes_under_torchrun_train_like_two_devices(ddp_run, tiny_data, tmp_path):
     """The multi-node path on one machine: two torchrun agents (node ranks 0 and 1, one

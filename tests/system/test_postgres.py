@@ -113,6 +113,7 @@ def _ok(res: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # two real `encoderflow run`s (900 s each at most) and a model server
 def test_pipeline_registry_gate_promote_rollback_and_serving_on_a_postgres_server(cluster, server, tmp_path):
     url, artifacts, server_pid = server
     assert PASSWORD not in _cmdlines()
