@@ -1,19 +1,20 @@
-# Quick start: `make run` (full pipeline on the built-in sample) and `make test`.
-# Both create .venv if missing and install the exact versions of the lock file
+# Quick start: `make run` (full pipeline on the built-in sample), `make check` (the fast
+# tests) and `make test` (all of them).
+# All three create .venv if missing and install the exact versions of the lock file
 # (requirements/lock.txt: core + dev, every transitive dependency pinned, made by
 # pip-compile; `make lock` regenerates it). torch goes in first, on its own, so
 # that this machine's CPU wheel (pip find-links) is the one used. `make test`
-# also installs the browser of tests/test_ui_browser.py (see `browser` below).
+# also installs the browser of tests/system/test_ui_browser.py (see `browser` below).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements/lock.txt
 STAMP := $(VENV)/.encoderflow-installed
-# Debian's chromium, driven by Playwright in tests/test_ui_browser.py (never `playwright install`)
+# Debian's chromium, driven by Playwright in tests/system/test_ui_browser.py (never `playwright install`)
 ENCODERFLOW_CHROMIUM ?= /usr/bin/chromium
 export ENCODERFLOW_CHROMIUM
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test browser lock clean-outputs docs docs-render
+.PHONY: setup run check test browser lock clean-outputs docs docs-render
 
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -31,6 +32,16 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/encoderflow run
 
+# The tests come in three tiers, one folder each (tests/conftest.py):
+#   tests/unit         code and property tests: no servers, pipelines, subprocess CLIs or
+#                      training beyond a step; with the doctests of components/ and flows/
+#   tests/integration  real pipelines, DVC, Prefect, MLflow stores, tiny Lightning training
+#   tests/system       a browser (UI), PostgreSQL, multi-process DDP
+# `make check`: the unit tier + the doctests, for the edit-and-rerun loop (<= 2 min on 2
+# cores). `make test`: every tier (testpaths in pyproject.toml); CI runs it (.ci/run).
+check: setup
+	$(PY) -m pytest tests/unit components flows
+
 test: setup browser
 	$(PY) -m pytest
 
@@ -44,11 +55,11 @@ browser:
 	else sudo=no; fi; \
 	if ! command -v apt-get >/dev/null 2>&1 || [ "$$sudo" = no ]; then \
 	    echo "make test: $(ENCODERFLOW_CHROMIUM) is missing and cannot be installed here (needs apt-get, as root or with passwordless sudo)." >&2; \
-	    echo "make test: tests/test_ui_browser.py will be SKIPPED. Install the browser with: sudo apt-get install chromium" >&2; \
+	    echo "make test: tests/system/test_ui_browser.py will be SKIPPED. Install the browser with: sudo apt-get install chromium" >&2; \
 	    exit 0; fi; \
-	echo "make test: installing chromium with apt-get (for tests/test_ui_browser.py)"; \
+	echo "make test: installing chromium with apt-get (for tests/system/test_ui_browser.py)"; \
 	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-	    || echo "make test: apt-get install chromium FAILED; tests/test_ui_browser.py will be SKIPPED" >&2
+	    || echo "make test: apt-get install chromium FAILED; tests/system/test_ui_browser.py will be SKIPPED" >&2
 
 # Regenerates the lock from pyproject.toml (core + dev), keeping the current pins
 # where they still fit: `make lock LOCK_ARGS=--upgrade` moves everything to the

@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
-sys.path.insert(1, str(ROOT / "tests"))  # tiny_pipeline: the labelled sentences
+sys.path.insert(1, str(ROOT / "tests"))  # builders.tiny_pipeline: the labelled sentences
 
 STAGES = ("ingest", "tokenize", "load", "pretrain")
 
@@ -86,7 +86,7 @@ def make_project(root: Path, files: list[Path], labelled_rows: int) -> int:
     import pandas as pd
     import yaml
 
-    import tiny_pipeline
+    from builders import tiny_pipeline
 
     root.mkdir(parents=True)
     corpus = root / "data" / "corpus"

@@ -52,14 +52,14 @@ def best(fn, repeat: int) -> float:
 def build(sample: bool) -> Path:
     """A scratch project after one full `encoderflow run`: the flow tests' tiny CSV project,
     or with `sample` the built-in sample with this repo's params.yaml."""
-    sys.path.insert(1, str(ROOT / "tests"))  # test helpers import each other by plain name
+    sys.path.insert(0, str(ROOT / "tests"))  # the test builders (tests/builders)
     workdir = Path(tempfile.mkdtemp(prefix="encoderflow-bench-"))
     if sample:
         from benchmarks.pipeline_overhead import make_sample_project
 
         root = make_sample_project(workdir / "p")
     else:
-        import flow_project
+        from builders import flow_project
 
         root = flow_project.make(workdir / "p", n=96)
     print(f"building {'the sample' if sample else 'a tiny'} project in {root} (one full run)...", flush=True)

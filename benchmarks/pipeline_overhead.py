@@ -66,8 +66,8 @@ OUTPUTS = ("dvc.lock", "data/prepared", "data/tokenized", "models", "reports", "
 def make_sample_project(root: Path) -> Path:
     """A copy of this repo's code, dvc.yaml and params.yaml (git + DVC), with the
     sample wheel copied from .cache/ so ingest needs no network."""
-    sys.path.insert(1, str(ROOT / "tests"))  # test helpers import each other by plain name
-    from flow_project import sh
+    sys.path.insert(0, str(ROOT / "tests"))  # the test builders (tests/builders)
+    from builders.flow_project import sh
 
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -168,8 +168,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="encoderflow-overhead-"))
     if args.tiny:
-        sys.path.insert(1, str(ROOT / "tests"))  # test helpers import each other by plain name
-        import flow_project
+        from builders import flow_project
 
         root = flow_project.make(workdir / "project", n=args.tiny)
     else:

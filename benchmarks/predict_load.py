@@ -71,7 +71,7 @@ def base_texts(project: Path, limit: int = 20000) -> tuple[list[str], str]:
         random.Random(0).shuffle(texts)
         return texts[:limit], f"{len(texts[:limit])} shuffled texts from {project / 'data' / 'prepared'}"
     sys.path.insert(0, str(REPO / "tests"))
-    import tiny_pipeline
+    from builders import tiny_pipeline
 
     return [t for t, _ in tiny_pipeline.sentences(2000, seed=1)], "2000 synthetic sentences"
 
@@ -103,7 +103,7 @@ def write_input(path: Path, n: int, base: list[str], chunk: int = 10000) -> None
 def build_tiny(root: Path) -> Path:
     """Train the test suite's tiny model in `root`; returns its models/finetuned folder."""
     sys.path.insert(0, str(REPO / "tests"))
-    import tiny_pipeline
+    from builders import tiny_pipeline
 
     tiny_pipeline.write_project(root)
     tiny_pipeline.run_stages(root, ("ingest", "tokenize", "pretrain", "finetune"))

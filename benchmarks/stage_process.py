@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
-sys.path.insert(1, str(ROOT / "tests"))  # flow_project: the flow tests' project builder
+sys.path.insert(1, str(ROOT / "tests"))  # builders.flow_project: the flow tests' project builder
 
 WAYS = ("stage", "dvc", "flow")
 
@@ -48,7 +48,7 @@ def build(root: Path, rows: int, steps: int) -> None:
 
     from components.core.config import ModelConfig, PretrainConfig
 
-    import flow_project as fp
+    from builders import flow_project as fp
 
     default_model = fp._plain(dataclasses.asdict(ModelConfig()))
     pre = PretrainConfig()
