@@ -6,9 +6,14 @@ is the fine-tuned teacher (models/teacher), for users who value accuracy over
 speed. Each has its own @champion / @challenger and audit trail.
 
 1. Check the registry answers (fail fast, no alias touched if not).
-2. In the register MLflow run: log the pyfunc (code_paths = only the inference
-   modules, explicit pinned pip requirements, signature with a `text` column
-   and an `output` param), registering a new version of `register.model_name`.
+2. In the register MLflow run: with register.serving onnx (the default) export each
+   model to ONNX (registry/onnx_export.py) and compare it with torch on the test split:
+   a probability or vector off by more than register.onnx_tolerance stops the stage
+   before anything is registered. Then log the pyfunc (register.serving onnx: the
+   torch-free ONNX pyfunc over that export, registry/onnx_pyfunc.py; torch: the torch
+   pyfunc; code_paths = only the inference modules, explicit pinned pip requirements,
+   signature with a `text` column and an `output` param), registering a new version of
+   `register.model_name`.
    The teacher likewise (artifact path "teacher"; its Hugging Face backbone keeps
    `transformers` in the requirements), but only when it is enabled and its
    folder changed since its newest registered version: the tag
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +94,7 @@ class Candidate:
     tags: dict = field(default_factory=dict)
     version: str | None = None
     decision: object = None  # gate.Decision
+    onnx: Path | None = None  # register.serving onnx: its checked export (what the version carries)
 
     @property
     def uri(self) -> str:
@@ -151,13 +158,33 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
     kind = cand.meta.get("backbone", {}).get("kind", "")
     info = log_pyfunc(paths, cand.name, list(cand.meta["labels"]), kind, folder=cand.folder,
                       artifact_name="model" if cand.role == "student" else cand.role,
-                      task=cand.meta.get("task", "single_label"), bi_encoder="bi_encoder" in cand.meta)
+                      task=cand.meta.get("task", "single_label"), bi_encoder="bi_encoder" in cand.meta,
+                      onnx_folder=cand.onnx)
     cand.version = str(info.registered_model_version)
     cand.tags.update({"encoderflow.role": cand.role})
     cand.tags.update({f"metric.{m}": f"{metrics[f'{cand.prefix}.{m}']:.4f}" for m in TABLE_METRICS
                       if f"{cand.prefix}.{m}" in metrics})
     for key, value in cand.tags.items():
         client.set_model_version_tag(cand.name, cand.version, key, value)
+
+
+def export_onnx(rc, cand: Candidate, texts: list, work: Path) -> None:
+    """register.serving onnx: export cand's folder into work/<role> and hold the export to torch
+    on the test texts, before anything is registered (refused above register.onnx_tolerance)."""
+    from components.registry import onnx_export
+    from components.registry.onnx_pyfunc import OnnxClassifier
+
+    clf = onnx_export.load_torch(cand.folder)
+    out = work / cand.role
+    onnx_export.export_classifier(clf, out, what=str(cand.folder))
+    check = onnx_export.parity(clf, OnnxClassifier(out), texts)
+    worst = max(check.prob_diff, check.embed_diff)
+    if not check.ok(rc.onnx_tolerance):
+        raise DataError(f"register.serving is onnx, but the ONNX export of {cand.folder} differs from torch by "
+                        f"{worst:.2e} on the test split ({check.describe()}; register.onnx_tolerance "
+                        f"{rc.onnx_tolerance:g}): nothing registered, no alias moved", stage=STAGE)
+    cand.onnx = out
+    cand.tags.update({"encoderflow.serving": "onnx", "encoderflow.onnx_parity": f"{worst:.2e}"})
 
 
 def judge(client, cand: Candidate, texts: list[str], names: list, rc, tfidf, seed: int,
@@ -281,8 +308,11 @@ def run(cfg: Params, paths: Paths) -> dict:
             print(f"register: {teacher.name}: {teacher_report['reason']}; not registered again", flush=True)
     to_register = [c for c in (teacher, student) if c is not None and c.version is None]
 
-    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run:
+    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run, \
+            tempfile.TemporaryDirectory(prefix="encoderflow-onnx-") as work:
         exp, run_id = run.info.experiment_id, run.info.run_id
+        for cand in to_register if rc.serving == "onnx" else ():  # every export checked before any registers
+            export_onnx(rc, cand, texts, Path(work))
         for cand in to_register:  # the teacher first: the student's tags name its version
             cand.tags.update(lineage_tags(paths, client, exp, run_id, cand.folder, cand.stages))
             if cand.role == "teacher":
