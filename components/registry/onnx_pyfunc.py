@@ -17,7 +17,8 @@ by `encoderflow export` (registry/onnx_export.py):
     clf.embed(["a fine film"])                      # np.ndarray [1, H] float32
 
 This file ships inside the model (code_paths, found by the import walk from ENTRY_MODULES)
-and imports only onnxruntime, tokenizers, numpy, pandas and mlflow: never torch.
+and imports only onnxruntime, tokenizers, numpy, pandas and mlflow (pinned as mlflow-skinny):
+never torch.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pandas as pd
 
 from components.core.errors import DataError
 from components.registry.frames import respond
-from components.registry.onnx_tokens import TOKENS_PER_ROW, batch_rows, pad_rows, sep_token_id, truncate, truncate_pair
+from components.registry.onnx_tokens import TOKENS_PER_ROW, batch_rows, encode, pad_rows, sep_token_id
 
 KIND = "encoderflow.onnx"
 FORMAT = 1
@@ -41,6 +42,12 @@ INPUTS = ("input_ids", "attention_mask")
 ENTRY_MODULES = ("components.registry.onnx_pyfunc",)
 # Third-party imports the shipped code may use (checked by the tests): no torch.
 ALLOWED_IMPORTS = {"onnxruntime", "tokenizers", "numpy", "pandas", "mlflow"}
+# The distribution pinned for an import name: MLflow's lightweight one, which has the pyfunc
+# and its scoring server (fastapi + uvicorn) without the tracking server's dependencies
+# (pyarrow, scipy, scikit-learn, matplotlib, sqlalchemy, ...): a fresh serving venv of the
+# pins is 419 MiB instead of 974 (pip install here). It reads a registry over HTTP, not a
+# sqlite file: serve a downloaded model folder, or a models:/ URI from a full MLflow.
+DISTRIBUTIONS = {"mlflow": "mlflow-skinny"}
 
 
 def is_export(folder: str | Path) -> bool:
@@ -88,10 +95,7 @@ class OnnxNet:
 
     def encode(self, texts: list) -> list[list[int]]:
         """Token ids per text (pair: per (text, text_pair) tuple), truncated as in training."""
-        encs = self.tokenizer.encode_batch([tuple(t) for t in texts] if self.pair else list(texts))
-        if self.pair:
-            return [truncate_pair(e.ids, self.max_length, self.sep_id) for e in encs]
-        return [truncate(e.ids, self.max_length) for e in encs]
+        return encode(self.tokenizer, texts, self.max_length, self.sep_id if self.pair else None)
 
     def run(self, texts: list, output: str, batch_size: int = 64) -> np.ndarray:
         """`output` of the graph for every text, [N, D] float32 in input order; length-sorted,

@@ -108,7 +108,7 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
     """Log + register the pyfunc of `folder` (default models/finetuned) in the active run under
     `artifact_name`; returns mlflow's ModelInfo. With `onnx_folder` (an export of that folder,
     registry/onnx_export.py) the version is the torch-free ONNX pyfunc instead: it carries the
-    export and pins onnxruntime, tokenizers, numpy, pandas and mlflow (never torch)."""
+    export and pins onnxruntime, tokenizers, numpy, pandas and mlflow-skinny (never torch)."""
     import mlflow
     import pandas as pd
 
@@ -136,7 +136,7 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
             python_model=str(entry),  # models-from-code: nothing is pickled
             artifacts={"model": str(onnx_folder or folder or paths.finetuned)},
             code_paths=[str(Path(tmp) / "components")],
-            pip_requirements=pyfunc_model.pip_requirements(third),
+            pip_requirements=pyfunc_model.pip_requirements(third, onnx_pyfunc.DISTRIBUTIONS if onnx_folder else None),
             signature=_signature(labels, task, bi_encoder),
             input_example=pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]} if task == "pair"
                                        else {"text": EXAMPLE_TEXTS}),

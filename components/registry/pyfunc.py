@@ -84,17 +84,20 @@ def inference_files(root: Path, entries=ENTRY_MODULES) -> tuple[list[Path], set[
     return sorted(set(seen.values())), third
 
 
-def pip_requirements(third_party: set[str]) -> list[str]:
+def pip_requirements(third_party: set[str], prefer: dict[str, str] | None = None) -> list[str]:
     """Pin the distributions behind the given import names to the installed versions.
 
-    The local version label is dropped (torch 2.13.0+cpu -> torch==2.13.0).
+    The local version label is dropped (torch 2.13.0+cpu -> torch==2.13.0). An import name
+    several distributions provide gets its namesake, or the one `prefer` names for it
+    ({"mlflow": "mlflow-skinny"}).
     """
     dists = md.packages_distributions()
     reqs = set()
     for name in third_party:
         found = dists.get(name, [name])
-        # "mlflow" is provided by mlflow, mlflow-skinny and mlflow-tracing: pin the namesake
-        for dist in [name] if name in found else found:
+        # "mlflow" is provided by mlflow, mlflow-skinny and mlflow-tracing: the namesake by default
+        chosen = (prefer or {}).get(name, name)
+        for dist in [chosen] if chosen in found else found:
             version = md.version(dist).split("+")[0]
             reqs.add(f"{dist}=={version}")
     return sorted(reqs)
