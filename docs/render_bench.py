@@ -14,7 +14,7 @@ OUT = "reports/benchmarks"
 # How each benchmark is run for the docs (the lead runs them on an idle machine). A name
 # not listed runs as `python benchmarks/NAME.py --json reports/benchmarks/NAME.json`.
 ARGS = {
-    "serve": "--model models/finetuned",
+    "serve": "--threads 1 2",
     "predict_load": "--model models/finetuned --rows 10000 100000 200000",
     "corpus_scale": "--sizes 20 210 2100",
     "quality": "--project .",
@@ -28,7 +28,7 @@ def command(name: str, out: str | None = None, extra: str = "") -> str:
     """The command that writes reports/benchmarks/NAME.json (or `out`).
 
     >>> command("serve")
-    'python benchmarks/serve.py --model models/finetuned --json reports/benchmarks/serve.json'
+    'python benchmarks/serve.py --threads 1 2 --json reports/benchmarks/serve.json'
     """
     args = " ".join(a for a in (ARGS.get(name, ""), extra) if a)
     return f"python benchmarks/{name}.py {args + ' ' if args else ''}--json {out or f'{OUT}/{name}.json'}"

@@ -12,7 +12,7 @@ import typer
 
 from components.core import env
 from components.core.errors import EncoderflowError
-from flows import cli_models  # noqa: F401  (registers promote, rollback, models, predict, embed, ui)
+from flows import cli_export, cli_models  # noqa: F401  (register export; promote, rollback, models, predict, embed, ui)
 from flows.app import ParamsOpt, SetOpt, app, fail, load
 
 

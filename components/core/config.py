@@ -324,6 +324,12 @@ class RegisterConfig:
     # finetune.bi_encoder.enabled may name recall_at_10 (the bi-encoder's retrieval; the TF-IDF
     # floor is then the TF-IDF cosine baseline's).
     metric: str = ""
+    # How the registered versions serve: "onnx" = the exported graph behind ONNX Runtime
+    # (registry/onnx_pyfunc.py; its environment has no torch), "torch" = the torch pyfunc.
+    # With onnx, register first checks the export against torch on the test split and
+    # refuses (nothing registered) when a probability or vector differs by > onnx_tolerance.
+    serving: Literal["torch", "onnx"] = "onnx"
+    onnx_tolerance: float = _f(1e-4, gt=0, le=1)
 
 
 @dataclass(frozen=True)

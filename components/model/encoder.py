@@ -292,7 +292,7 @@ class TransformerBody(nn.Module):
         those positions only (its keys / values still see every position)."""
         T = input_ids.shape[1]
         key_mask = attention_mask[:, None, None, :]  # [B, 1, 1, T]
-        if input_ids.device.type == "cpu" and bool(attention_mask.all()):
+        if input_ids.device.type == "cpu" and not torch.compiler.is_exporting() and bool(attention_mask.all()):
             key_mask = None  # packed blocks have no padding: skip masking (no sync cost on CPU)
         rope = None
         if self.rope_cos is not None:

@@ -39,11 +39,4 @@ class BowPyfunc(mlflow.pyfunc.PythonModel):
         return label_frame(probs, list(self.model.labels))
 
 
-ENTRY_SOURCE = '''"""encoderflow baseline pyfunc entry (MLflow models-from-code); the code lives in code/components."""
-import mlflow
-
-from components.registry.bow_pyfunc import BowPyfunc
-
-mlflow.models.set_model(BowPyfunc())
-'''
 ENTRY_MODULES = ("components.registry.bow_pyfunc", "components.model.bow")

@@ -50,6 +50,7 @@ class Candidate:
     tags: dict = field(default_factory=dict)
     version: str | None = None
     decision: object = None  # gate.Decision
+    onnx: Path | None = None  # register.serving onnx: its checked export (what the version carries)
 
     @property
     def uri(self) -> str:

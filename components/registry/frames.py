@@ -1,10 +1,13 @@
-"""The raw-text signature every registered encoderflow pyfunc shares, torch-free.
+"""What both pyfunc flavours share: raw input -> texts, probabilities -> output frames (no torch).
 
-Input: a DataFrame (or dict / Series / list) with a string column `text` (pair models: `text`
-and `text_pair`); output: one row per text with `label`, `label_id` and `prob_<label>` per
-class (multi_label: `labels`, the list of names over their thresholds, and `prob_<label>`).
-The torch pyfunc (registry/pyfunc.py), the bag-of-words baseline (registry/bow_pyfunc.py)
-and the ONNX one read and write through these functions, so they answer alike.
+The torch pyfunc (registry/pyfunc.py), the ONNX one (registry/onnx_pyfunc.py) and the
+bag-of-words baseline (registry/bow_pyfunc.py) take the same input and answer the same columns, so a client cannot tell them apart: both call
+`respond(model, model_input, params)`, where `model` is a TextClassifier or an
+OnnxClassifier (the same duck type: labels, task flags, thresholds, predict_proba, embed
+and an optional per-text `biencoder`).
+
+This module ships inside both registered models (MLflow code_paths): it imports only
+numpy, pandas and (lazily) mlflow.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pandas as pd
 
 OUTPUTS = ("label", "embedding")
 TEXT = "text"
+PAIR = "text_pair"
 PROB = "prob_"
 
 
@@ -41,9 +45,6 @@ def to_texts(model_input) -> list[str]:
         raise ValueError(f"expected a DataFrame with a '{TEXT}' column or a list of strings, "
                          f"got {type(model_input).__name__}")
     return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
-
-
-PAIR = "text_pair"
 
 
 def to_pairs(model_input) -> list[tuple[str, str]]:
@@ -98,3 +99,36 @@ def labels_frame(probs: np.ndarray, labels: list[str], thresholds) -> pd.DataFra
     for j, name in enumerate(labels):
         frame[f"{PROB}{name}"] = probs[:, j].astype(np.float64) if len(probs) else np.zeros(0)
     return frame
+
+
+def read_params(params: dict | None) -> tuple[str, int]:
+    """(output, batch_size) of a request's params; a bad output is MLflow's 400 error.
+
+    >>> read_params(None), read_params({"output": "embedding", "batch_size": 8})
+    (('label', 64), ('embedding', 8))
+    """
+    params = params or {}
+    output = params.get("output") or "label"
+    if output not in OUTPUTS:
+        from mlflow.exceptions import MlflowException
+
+        raise MlflowException.invalid_parameter_value(
+            f"params.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+    return output, int(params.get("batch_size") or 64)
+
+
+def respond(model, model_input, params: dict | None = None):
+    """The pyfunc answer of `model` (a TextClassifier or an OnnxClassifier) to one request:
+    the label frame (multi_label: labels_frame), or float32 vectors [N, H] for
+    params.output = embedding (a pair model with a bi-encoder embeds each `text` alone)."""
+    output, batch_size = read_params(params)
+    biencoder = getattr(model, "biencoder", None)
+    if output == "embedding" and biencoder is not None:  # pair + bi-encoder: one vector per text
+        return np.asarray(biencoder.embed(to_texts(model_input), batch_size=batch_size), dtype=np.float32)
+    texts = to_pairs(model_input) if model.pair else to_texts(model_input)
+    if output == "embedding":
+        return np.asarray(model.embed(texts, batch_size=batch_size), dtype=np.float32)
+    probs = np.asarray(model.predict_proba(texts, batch_size=batch_size))  # [N, C]
+    if model.multi_label:
+        return labels_frame(probs, list(model.labels), model.thresholds)
+    return label_frame(probs, list(model.labels))

@@ -5,7 +5,7 @@
     model.predict(pd.DataFrame({"text": texts}), params={"output": "label"})
 
 A local folder is a fine-tuned model folder as finetune / teacher write it (models/finetuned,
-models/teacher), served by the registered pyfunc's own class without MLflow's store (so a
+models/teacher) or an ONNX export of one (`encoderflow export`, served without torch), served by the registered pyfunc's own class without MLflow's store (so a
 folder scores exactly like its registered version), or an MLflow model folder (one with an
 MLmodel file). Anything else is a one-line error naming the folder or URI.
 """
@@ -29,20 +29,26 @@ def is_local(uri: str) -> bool:
 
 
 class FolderModel:
-    """A fine-tuned model folder behind the registered pyfunc's `predict(data, params=)`.
+    """A fine-tuned model folder (or an ONNX export of one) behind the registered pyfunc's
+    `predict(data, params=)`.
 
     It is the pyfunc class itself (components/registry/pyfunc.py, loading with
-    `TextClassifier.from_folder`), so a folder scores exactly like its registered version.
+    `TextClassifier.from_folder`; for an export, registry/onnx_pyfunc.py, without torch), so
+    a folder scores exactly like its registered version.
     """
 
     def __init__(self, folder: Path):
         from types import SimpleNamespace
 
-        from components.registry.pyfunc import EncoderflowModel
-
+        from components.registry import onnx_pyfunc
         from components.registry.publish import _signature
 
-        self.impl = EncoderflowModel()
+        if onnx_pyfunc.is_export(folder):
+            self.impl = onnx_pyfunc.OnnxModel()
+        else:
+            from components.registry.pyfunc import EncoderflowModel
+
+            self.impl = EncoderflowModel()
         self.impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
         clf = self.impl.classifier  # the signature its registered version would get (pair_model reads it)
         inputs = _signature(clf.labels, clf.task, clf.biencoder is not None).inputs
@@ -67,6 +73,8 @@ def load_folder(folder: str | Path):
         raise EncoderflowError(f"{folder}: not a model folder (a file)")
     if (folder / "MLmodel").is_file():
         return load_model(folder.resolve().as_uri())
+    if (folder / "onnx.json").is_file():  # an ONNX export (`encoderflow export`)
+        return FolderModel(folder)
     missing = [n for n in (WEIGHTS, CONFIG, TOKENIZER) if not (folder / n).is_file()]
     if missing:
         raise EncoderflowError(f"{folder}: not a model folder (no {', '.join(missing)}; expected a folder "

@@ -2,9 +2,10 @@
 
 Used by the register stage for both registered models (the student,
 models/finetuned, and the teacher, models/teacher):
-- `log_pyfunc`: the pyfunc of components/registry/pyfunc.py, shipping only the
-  inference modules (code_paths), pinned pip requirements (`transformers` only
-  for a Hugging Face backbone), a signature with a `text` column and
+- `log_pyfunc`: the torch pyfunc of components/registry/pyfunc.py, or (register.serving:
+  onnx) the torch-free one of registry/onnx_pyfunc.py over an ONNX export, shipping only
+  the inference modules (code_paths), pinned pip requirements (`transformers` only for a
+  Hugging Face backbone served by torch), a signature with a `text` column and
   `output` / `batch_size` params;
 - `lineage_tags`: encoderflow.* tags (git, dvc.lock, data, tokenizer, the folder's
   DVC hash, stage run ids, Prefect flow run);
@@ -104,35 +105,42 @@ def _signature(labels: list[str], task: str = "single_label", bi_encoder: bool =
 
 def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: str,
                folder: Path | None = None, artifact_name: str = "model", task: str = "single_label",
-               bi_encoder: bool = False, flavor: str = "torch"):
+               bi_encoder: bool = False, flavor: str = "torch", onnx_folder: Path | None = None):
     """Log + register the pyfunc of `folder` (default models/finetuned) in the active run under
     `artifact_name`; returns mlflow's ModelInfo. flavor "torch": registry/pyfunc.py (every
-    TextClassifier folder); "bow": registry/bow_pyfunc.py (a bag-of-words baseline folder)."""
+    TextClassifier folder); "bow": registry/bow_pyfunc.py (a bag-of-words baseline folder).
+    With `onnx_folder` (an export of that folder, registry/onnx_export.py) the version is the
+    torch-free ONNX pyfunc instead: it carries the export and pins onnxruntime, tokenizers,
+    numpy, pandas and mlflow-skinny (never torch)."""
     import mlflow
     import pandas as pd
 
-    from components.registry import bow_pyfunc
+    from components.registry import bow_pyfunc, onnx_pyfunc
     from components.registry import pyfunc as pyfunc_model
 
     code_root = Path(__file__).resolve().parents[2]  # the folder holding `components`
-    entries, source = ((bow_pyfunc.ENTRY_MODULES, bow_pyfunc.ENTRY_SOURCE) if flavor == "bow" else
-                       (pyfunc_model.ENTRY_MODULES, pyfunc_model.ENTRY_SOURCE))
-    files, third = pyfunc_model.inference_files(code_root, entries)
+    flavour = onnx_pyfunc if onnx_folder is not None else bow_pyfunc if flavor == "bow" else pyfunc_model
+    files, third = pyfunc_model.inference_files(code_root, flavour.ENTRY_MODULES)
+    if onnx_folder is not None and "torch" in third:  # a guard on the import walk, not on the user
+        raise RuntimeError(f"the ONNX pyfunc's code imports torch ({', '.join(sorted(third))})")
     if backbone_kind != "hf":
         third.discard("transformers")  # only Hugging Face backbones need it at inference
+    entry_class = ("OnnxModel" if onnx_folder is not None else "BowPyfunc" if flavor == "bow"
+                   else "EncoderflowModel")
     with tempfile.TemporaryDirectory(prefix="encoderflow-code-") as tmp:
         for src in files:  # copy only the inference modules, keeping the package layout
             dest = Path(tmp) / src.relative_to(code_root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
         entry = Path(tmp) / pyfunc_model.ENTRY_FILE
-        entry.write_text(source, encoding="utf-8")
+        entry.write_text(pyfunc_model.ENTRY_TEMPLATE.format(module=flavour.__name__, cls=entry_class),
+                         encoding="utf-8")
         return mlflow.pyfunc.log_model(
             name=artifact_name,
             python_model=str(entry),  # models-from-code: nothing is pickled
-            artifacts={"model": str(folder or paths.finetuned)},
+            artifacts={"model": str(onnx_folder or folder or paths.finetuned)},
             code_paths=[str(Path(tmp) / "components")],
-            pip_requirements=pyfunc_model.pip_requirements(third),
+            pip_requirements=pyfunc_model.pip_requirements(third, onnx_pyfunc.DISTRIBUTIONS if onnx_folder else None),
             signature=_signature(labels, task, bi_encoder),
             input_example=pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]} if task == "pair"
                                        else {"text": EXAMPLE_TEXTS}),

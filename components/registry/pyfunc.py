@@ -32,10 +32,11 @@ import importlib.metadata as md
 from pathlib import Path
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 
-from components.registry.frames import OUTPUTS, label_frame, labels_frame, to_pairs, to_texts
+# The input / output handling both flavours share (torch-free); re-exported for callers.
+from components.registry.frames import (  # noqa: F401
+    OUTPUTS, PAIR, PROB, TEXT, label_frame, labels_frame, respond, to_pairs, to_texts)
 
 # Third-party imports the shipped code may use (checked by the register tests).
 ALLOWED_IMPORTS = {"torch", "tokenizers", "numpy", "pandas", "safetensors", "mlflow"}
@@ -52,24 +53,7 @@ class EncoderflowModel(mlflow.pyfunc.PythonModel):
     # The pd.DataFrame hint tells MLflow not to infer a schema from hints (the logged
     # signature is explicit); dicts, Series and lists are accepted all the same.
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        params = params or {}
-        output = params.get("output") or "label"
-        if output not in OUTPUTS:
-            from mlflow.exceptions import MlflowException
-
-            raise MlflowException.invalid_parameter_value(
-                f"params.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
-        batch_size = int(params.get("batch_size") or 64)
-        biencoder = getattr(self.classifier, "biencoder", None)
-        if output == "embedding" and biencoder is not None:  # pair + bi-encoder: one vector per text
-            return np.asarray(biencoder.embed(to_texts(model_input), batch_size=batch_size), dtype=np.float32)
-        texts = to_pairs(model_input) if self.classifier.pair else to_texts(model_input)
-        if output == "embedding":
-            return np.asarray(self.classifier.embed(texts, batch_size=batch_size), dtype=np.float32)
-        probs = np.asarray(self.classifier.predict_proba(texts, batch_size=batch_size))  # [N, C]
-        if self.classifier.multi_label:
-            return labels_frame(probs, list(self.classifier.labels), self.classifier.thresholds)
-        return label_frame(probs, list(self.classifier.labels))
+        return respond(self.classifier, model_input, params)
 
 
 # --- packaging (used by register; stdlib only) --------------------------------------------
@@ -77,12 +61,12 @@ class EncoderflowModel(mlflow.pyfunc.PythonModel):
 # The models-from-code entry file MLflow executes at load time (no pickle): it
 # imports this module from the model's own code/ folder.
 ENTRY_FILE = "encoderflow_model.py"
-ENTRY_SOURCE = '''"""encoderflow pyfunc entry (MLflow models-from-code); the code lives in code/components."""
+ENTRY_TEMPLATE = '''"""encoderflow pyfunc entry (MLflow models-from-code); the code lives in code/components."""
 import mlflow
 
-from components.registry.pyfunc import EncoderflowModel
+from {module} import {cls}
 
-mlflow.models.set_model(EncoderflowModel())
+mlflow.models.set_model({cls}())
 '''
 
 ENTRY_MODULES = ("components.registry.pyfunc", "components.model.classifier")
@@ -100,17 +84,20 @@ def inference_files(root: Path, entries=ENTRY_MODULES) -> tuple[list[Path], set[
     return sorted(set(seen.values())), third
 
 
-def pip_requirements(third_party: set[str]) -> list[str]:
+def pip_requirements(third_party: set[str], prefer: dict[str, str] | None = None) -> list[str]:
     """Pin the distributions behind the given import names to the installed versions.
 
-    The local version label is dropped (torch 2.13.0+cpu -> torch==2.13.0).
+    The local version label is dropped (torch 2.13.0+cpu -> torch==2.13.0). An import name
+    several distributions provide gets its namesake, or the one `prefer` names for it
+    ({"mlflow": "mlflow-skinny"}).
     """
     dists = md.packages_distributions()
     reqs = set()
     for name in third_party:
         found = dists.get(name, [name])
-        # "mlflow" is provided by mlflow, mlflow-skinny and mlflow-tracing: pin the namesake
-        for dist in [name] if name in found else found:
+        # "mlflow" is provided by mlflow, mlflow-skinny and mlflow-tracing: the namesake by default
+        chosen = (prefer or {}).get(name, name)
+        for dist in [chosen] if chosen in found else found:
             version = md.version(dist).split("+")[0]
             reqs.add(f"{dist}=={version}")
     return sorted(reqs)

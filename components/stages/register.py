@@ -9,8 +9,13 @@ registered only when no neural model of the run reaches it, so the user still le
 best model of the run (one line says so).
 
 1. Check the registry answers (fail fast, no alias touched if not).
-2. In the register MLflow run: log each pyfunc (code_paths = only the inference modules,
-   explicit pinned pip requirements, signature with a `text` column and an `output` param),
+2. In the register MLflow run: with register.serving onnx (the default) export each neural
+   model to ONNX (registry/onnx_export.py) and compare it with torch on the test split: a
+   probability or vector off by more than register.onnx_tolerance stops the stage before
+   anything is registered. Then log each pyfunc (the torch-free ONNX pyfunc over that
+   export, registry/onnx_pyfunc.py; with register.serving torch the torch pyfunc; the
+   baseline's is registry/bow_pyfunc.py; code_paths = only the inference modules, explicit
+   pinned pip requirements, signature with a `text` column and an `output` param),
    registering a new version. The teacher only when its folder changed since its newest
    registered version (tag `encoderflow.model_md5`, DVC's hash of the folder); an identical
    teacher that already went through the gate is skipped with one logged line.
@@ -28,7 +33,9 @@ best model of the run (one line says so).
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 from components.core.config import RETRIEVAL_METRICS, Params
 from components.core.errors import DataError
@@ -74,13 +81,32 @@ def publish(paths: Paths, client, cand: Candidate, metrics: dict) -> None:
     kind = cand.meta.get("backbone", {}).get("kind", "")
     info = log_pyfunc(paths, cand.name, list(cand.meta["labels"]), kind, folder=cand.folder,
                       artifact_name=cand.artifact, task=cand.meta.get("task", "single_label"),
-                      bi_encoder="bi_encoder" in cand.meta, flavor=cand.flavor)
+                      bi_encoder="bi_encoder" in cand.meta, flavor=cand.flavor, onnx_folder=cand.onnx)
     cand.version = str(info.registered_model_version)
     cand.tags.update({"encoderflow.role": cand.role})
     cand.tags.update({f"metric.{m}": f"{metrics[f'{cand.prefix}.{m}']:.4f}" for m in TABLE_METRICS
                       if f"{cand.prefix}.{m}" in metrics})
     for key, value in cand.tags.items():
         client.set_model_version_tag(cand.name, cand.version, key, value)
+
+
+def export_onnx(rc, cand: Candidate, texts: list, work: Path) -> None:
+    """register.serving onnx: export cand's folder into work/<role> and hold the export to torch
+    on the test texts, before anything is registered (refused above register.onnx_tolerance)."""
+    from components.registry import onnx_export
+    from components.registry.onnx_pyfunc import OnnxClassifier
+
+    clf = onnx_export.load_torch(cand.folder)
+    out = work / cand.role
+    onnx_export.export_classifier(clf, out, what=str(cand.folder))
+    check = onnx_export.parity(clf, OnnxClassifier(out), texts)
+    worst = max(check.prob_diff, check.embed_diff)
+    if not check.ok(rc.onnx_tolerance):
+        raise DataError(f"register.serving is onnx, but the ONNX export of {cand.folder} differs from torch by "
+                        f"{worst:.2e} on the test split ({check.describe()}; register.onnx_tolerance "
+                        f"{rc.onnx_tolerance:g}): nothing registered, no alias moved", stage=STAGE)
+    cand.onnx = out
+    cand.tags.update({"encoderflow.serving": "onnx", "encoderflow.onnx_parity": f"{worst:.2e}"})
 
 
 def judge(client, cand: Candidate, texts: list[str], names: list, rc, floors: dict, seed: int,
@@ -214,8 +240,11 @@ def run(cfg: Params, paths: Paths) -> dict:
     neural = [c for c in (teacher, static, student) if c is not None]
     to_register = [c for c in neural if c.version is None]
 
-    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run:
+    with tracking.stage_run(cfg, STAGE, paths.root, table.get(STAGE).params) as run, \
+            tempfile.TemporaryDirectory(prefix="encoderflow-onnx-") as work:
         exp, run_id = run.info.experiment_id, run.info.run_id
+        for cand in to_register if rc.serving == "onnx" else ():  # every export checked before any registers
+            export_onnx(rc, cand, texts, Path(work))
 
         def register_all(cands: list[Candidate]) -> None:
             for cand in cands:  # the teacher first: the students' tags name its version

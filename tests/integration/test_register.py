@@ -52,7 +52,7 @@ emb = model.predict(pd.DataFrame({"text": ["x", "y", "z"]}), params={"output": "
 print(json.dumps({
     "labels": out["label"].tolist(), "columns": list(out.columns), "embedding": list(emb.shape),
     "files": {k: getattr(m, "__file__", None) for k, m in sys.modules.items() if k.split(".")[0] == "components"},
-    "heavy": sorted(k for k in ("pytorch_lightning", "lightning", "transformers", "datasets",
+    "heavy": sorted(k for k in ("torch", "pytorch_lightning", "lightning", "transformers", "datasets",
                                 "sklearn", "prefect", "great_expectations", "dvc", "flows")
                     if k in sys.modules)}))
 """
@@ -93,18 +93,23 @@ def test_register_logs_an_isolated_pyfunc_with_lineage(proj, monkeypatch, tmp_pa
     assert (audit["action"], audit["by"], audit["status"], audit["aliases"]) == (
         "gate", "gate", "done", {"champion": "1"})
 
-    # the artifact: explicit pinned requirements, the signature, only inference code
+    # the artifact (register.serving onnx, the default): explicit pinned requirements without
+    # torch, the signature, only the torch-free inference code and the export
+    assert tags["encoderflow.serving"] == "onnx" and float(tags["encoderflow.onnx_parity"]) <= 1e-4
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1", dst_path=str(tmp_path / "dl")))
     reqs = (local / "requirements.txt").read_text().split()
-    assert {r.split("==")[0] for r in reqs} == {"torch", "tokenizers", "numpy", "pandas", "safetensors", "mlflow"}
+    assert {r.split("==")[0] for r in reqs} == {"onnxruntime", "tokenizers", "numpy", "pandas", "mlflow-skinny"}
     assert all("==" in r and "+" not in r for r in reqs)
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     assert json.loads(mlmodel["signature"]["inputs"]) == [{"type": "string", "name": "text", "required": True}]
     assert {p["name"]: p["default"] for p in json.loads(mlmodel["signature"]["params"])} == {
         "output": "label", "batch_size": 64}
     shipped = {p.relative_to(local / "code").as_posix() for p in (local / "code").rglob("*.py")}
-    assert {"components/registry/pyfunc.py", "components/model/classifier.py"} <= shipped
-    assert not any(s.endswith(("lit_cls.py", "finetune.py", "config.py", "tracking.py")) for s in shipped)
+    assert {"components/registry/onnx_pyfunc.py", "components/registry/frames.py"} <= shipped
+    assert not any(s.endswith(("classifier.py", "encoder.py", "lit_cls.py", "finetune.py", "config.py",
+                               "tracking.py")) for s in shipped)
+    assert {p.name for p in (local / "artifacts").rglob("*") if p.is_file()} >= {"model.onnx", "tokenizer.json",
+                                                                                  "onnx.json"}
 
     # loads in a fresh interpreter that cannot import the checkout
     out = subprocess.run([sys.executable, "-I", "-c", ISOLATED, f"models:/{NAME}@champion",

@@ -66,10 +66,12 @@ def test_both_models_registered_with_tags_gates_and_a_servable_teacher(proj, tmp
     run = client.get_run(report["run_id"])
     assert run.data.tags["teacher.gate.decision"] == t["decision"] and "teacher.gate.accuracy" in run.data.metrics
 
-    # the teacher's pyfunc: transformers pinned (a Hugging Face backbone), loads and predicts on text
+    # the teacher's pyfunc (register.serving onnx): its Hugging Face backbone exported, so neither
+    # transformers nor torch is pinned; loads and predicts on text
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{TEACHER}/1", dst_path=str(tmp_path / "dl")))
     reqs = {r.split("==")[0] for r in (local / "requirements.txt").read_text().split()}
-    assert "transformers" in reqs and "torch" in reqs
+    assert "onnxruntime" in reqs and not {"transformers", "torch"} & reqs
+    assert tt["encoderflow.serving"] == "onnx"
     model = mlflow.pyfunc.load_model(f"models:/{TEACHER}/1")
     out = model.predict(pd.DataFrame({"text": ["a great and wonderful film", "dull awful plot", ""]}))
     assert list(out.columns) == ["label", "label_id", "prob_negative", "prob_positive"] and len(out) == 3
