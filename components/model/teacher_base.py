@@ -44,7 +44,8 @@ def base_vectors(folder: Path, texts: list[str], batch_size: int, max_length: in
     (length-sorted, bounded batches inside; bf16 autocast where the CPU has it)."""
     from tqdm.auto import tqdm
 
-    from components.model.classifier import run_batches, truncate
+    from components.model.batching import run_batches
+    from components.model.tokens import truncate
     from components.model.hf_backbone import HFBackbone
 
     backbone, tok = HFBackbone.from_folder(folder, pooling="mean")

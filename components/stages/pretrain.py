@@ -154,7 +154,7 @@ def load_texts(cfg: Params, paths: Paths, tok_file: Path, pad_id: int):
     import pyarrow.parquet as pq
     from tokenizers import Tokenizer
 
-    from components.model.classifier import truncate
+    from components.model.tokens import truncate
     from components.model.data import TextStream
 
     where = paths.teacher_base.relative_to(paths.root) if paths.root in paths.teacher_base.parents \

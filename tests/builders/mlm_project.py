@@ -61,7 +61,8 @@ def new_project(tiny_data: Paths, root: Path) -> Paths:
 def tiny_cfg(**pretrain):
     raw = {"model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64, "max_length": 32},
            "pretrain": {"max_steps": 8, "batch_size": 4, "seq_len": 32, "checkpoint_every": 4,
-                        "val_every": 4, "precision": "32", "warmup_fraction": 0.25, **pretrain}}
+                        "val_every": 4, "precision": "32", "warmup_fraction": 0.25, "vector_weight": 0,
+                        **pretrain}}
     return parse_params(raw)
 
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 import typer
 
@@ -118,7 +117,7 @@ def test_readme_links_point_at_pages_and_headings_that_exist():
             assert anchor in headings, f"README links #{anchor}, which is no heading of README.md"
 
 
-def cli_commands() -> dict[str, click.Command]:
+def cli_commands() -> dict:
     from flows.cli import app
 
     return dict(typer.main.get_command(app).commands)

@@ -152,8 +152,8 @@ def test_gate_moves_champion_only_for_a_significant_gain(proj):
     shutil.copytree(proj / "models/finetuned", strong)
     tiny_pipeline.save_untrained(proj)
     weak = register(proj)  # below the TF-IDF floor: challenger, no champion yet
-    assert weak["decision"] == "challenger" and weak["gate"]["checks"]["floor_vs_tfidf"] is False
-    first = register(proj, floor_vs_tfidf=False)  # passes the floors: the first champion
+    assert weak["decision"] == "challenger" and weak["gate"]["checks"]["floor_vs_tfidf_lr"] is False
+    first = register(proj, floor_vs_baselines=False)  # passes the floors: the first champion
     assert first["decision"] == "champion" and first["version"] == "2"
 
     shutil.rmtree(proj / "models/finetuned")
@@ -281,9 +281,9 @@ def test_missing_or_bad_inputs_are_one_line_errors(proj, cli):
     metrics = json.loads((proj / "reports/metrics.json").read_text())
     del metrics["baseline.tfidf_lr.accuracy"]
     (proj / "reports/metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(DataError, match=r"key 'baseline.tfidf_lr.accuracy' not found .*floor_vs_tfidf"):
+    with pytest.raises(DataError, match=r"key 'baseline.tfidf_lr.accuracy' not found .*floor_vs_baselines"):
         register(proj)
-    assert register(proj, floor_vs_tfidf=False)["decision"] == "champion"
+    assert register(proj, floor_vs_baselines=False)["decision"] == "champion"
     (proj / "models/finetuned/config.json").unlink()
     with pytest.raises(DataError, match=r"models/finetuned/config.json: not found"):
         register(proj)

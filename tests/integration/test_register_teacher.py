@@ -115,10 +115,10 @@ def test_disabled_teacher_registers_the_student_only(proj, cli):
 
 
 def test_models_lists_both_and_promote_rollback_take_model(proj, cli):
-    register(proj, floor_vs_tfidf=False, floor_accuracy=0.0)  # both v1 @champion
+    register(proj, floor_vs_baselines=False, floor_accuracy=0.0)  # both v1 @champion
     config = proj / "models/teacher/config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "note": "v2"}))
-    register(proj, floor_vs_tfidf=False, floor_accuracy=0.0)  # both v2 @challenger (no gain)
+    register(proj, floor_vs_baselines=False, floor_accuracy=0.0)  # both v2 @challenger (no gain)
 
     code, out = cli("models")
     assert code == 0 and f"{NAME}: registered versions" in out and f"{TEACHER}: registered versions" in out

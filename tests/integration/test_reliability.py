@@ -206,7 +206,7 @@ def test_worse_and_tied_models_stay_challenger_rollback_restores_and_all_is_audi
     assert tiny_pipeline.register(proj)["decision"] == "champion"  # v1
 
     tiny_pipeline.save_untrained(proj)  # clearly worse; floors off so only the comparison decides
-    worse = tiny_pipeline.register(proj, floor_vs_tfidf=False, floor_accuracy=0.0)
+    worse = tiny_pipeline.register(proj, floor_vs_baselines=False, floor_accuracy=0.0)
     assert worse["decision"] == "challenger" and worse["gate"]["gain"] < 0
     shutil.rmtree(proj / "models/finetuned")
     shutil.copytree(strong, proj / "models/finetuned")

@@ -53,10 +53,10 @@ def test_multi_label_pipeline_ingest_to_register_and_predict(tmp_path_factory, t
     assert "teacher: skipped: the teacher is single_label only" in capsys.readouterr().out
     assert "multi_label" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
 
-    report = _registered(root, floor_vs_tfidf=False)
+    report = _registered(root, floor_vs_baselines=False)
     assert report["decision"] == "champion" and report["gate"]["metric"] == "macro_f1"
     assert report["gate"]["accuracy"] == pytest.approx(metrics["model.macro_f1"], abs=1e-6)  # same rows, same F1
-    again = _registered(root, floor_vs_tfidf=False)  # the same model again: no gain, stays challenger
+    again = _registered(root, floor_vs_baselines=False)  # the same model again: no gain, stays challenger
     assert again["decision"] == "challenger" and again["gate"]["gain"] == 0.0
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
@@ -77,7 +77,7 @@ def test_multi_label_pyfunc_served(tmp_path_factory, tmp_path):
     from builders.serving import post, serving
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="multi_label"), tmp_path / "p")
-    _registered(root, floor_vs_tfidf=False)
+    _registered(root, floor_vs_baselines=False)
     with serving(root, "models:/encoderflow/1", tmp_path / "serve.log") as port:
         code, body = post(port, {"dataframe_records": [{"text": "a soundtrack with a melody and a song"},
                                                        {"text": "the plot was the plot"}]})
@@ -98,10 +98,10 @@ def test_single_label_three_classes_pipeline(tmp_path_factory, tmp_path):
     for scorer in ("model", "baseline.tfidf_lr", "baseline.nbsvm", "baseline.majority"):
         assert f"{scorer}.precision.neutral" in metrics and f"{scorer}.accuracy" in metrics
     assert metrics["model.accuracy"] > 0.6 and "model.roc_auc" in metrics  # chance is 1/3
-    report = _registered(root, floor_vs_tfidf=False)
+    report = _registered(root, floor_vs_baselines=False)
     assert report["gate"]["metric"] == "accuracy" and report["decision"] == "champion"
     assert report["gate"]["accuracy"] == pytest.approx(metrics["model.accuracy"], abs=1e-6)
-    macro = _registered(root, floor_vs_tfidf=False, metric="macro_f1")  # the other single_label metric
+    macro = _registered(root, floor_vs_baselines=False, metric="macro_f1")  # the other single_label metric
     assert macro["gate"]["metric"] == "macro_f1" and macro["gate"]["champion_accuracy"] is not None
 
 
@@ -136,7 +136,7 @@ def test_pair_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path
     assert "teacher: skipped: the teacher is single_label only and the data is pair" in capsys.readouterr().out
     assert "pair" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
 
-    report = tiny_pipeline.register(root, floor_vs_tfidf=False)
+    report = tiny_pipeline.register(root, floor_vs_baselines=False)
     assert report["gate"]["metric"] == "accuracy" and report["version"] == "1"
     assert report["gate"]["accuracy"] == pytest.approx(metrics["model.accuracy"], abs=1e-6)  # same rows, same model
 
@@ -164,7 +164,7 @@ def test_pair_pyfunc_served(tmp_path_factory, tmp_path):
     from builders.serving import post, serving
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="pair"), tmp_path / "p")
-    tiny_pipeline.register(root, floor_vs_tfidf=False)
+    tiny_pipeline.register(root, floor_vs_baselines=False)
     with serving(root, "models:/encoderflow/1", tmp_path / "serve.log") as port:
         code, body = post(port, {"dataframe_records": [{"text": "a good film", "text_pair": "film good a"},
                                                        {"text": "a dull plot", "text_pair": "great music"}]})
@@ -206,11 +206,11 @@ def test_bi_encoder_pipeline_ingest_to_register_and_embed(tmp_path_factory, tmp_
     assert metrics["model.mrr"] > 3 * sum(1 / r for r in range(1, int(candidates) + 1)) / candidates
     assert metrics["model.accuracy"] > 0  # the cross-encoder is still scored as before
 
-    first = tiny_pipeline.register(root, metric="recall_at_10", floor_vs_tfidf=False)
+    first = tiny_pipeline.register(root, metric="recall_at_10", floor_vs_baselines=False)
     assert first["gate"]["metric"] == "recall_at_10" and first["decision"] == "champion"
     assert first["gate"]["accuracy"] == pytest.approx(metrics["model.recall_at_10"], abs=1e-6)
     assert first["gate"]["n_test"] == metrics["retrieval.queries"]
-    second = tiny_pipeline.register(root, metric="recall_at_10", floor_vs_tfidf=False)
+    second = tiny_pipeline.register(root, metric="recall_at_10", floor_vs_baselines=False)
     assert second["gate"]["champion_version"] == "1" and second["gate"]["gain"] == 0.0
     assert second["decision"] == "challenger"  # the same model: no gain, CI not above zero
 

@@ -32,7 +32,7 @@ def test_params_are_frozen():
         ({"pretrain": {"lr": "fast"}}, "pretrain.lr: expected a float > 0, got 'fast'"),
         ({"pretrain": {"mask_rate": 1.5}}, "pretrain.mask_rate: expected a float > 0 and < 1, got 1.5"),
         ({"pretrain": {"max_steps": True}}, "pretrain.max_steps: expected an integer >= 1, got True"),
-        ({"model": {"family": "rnn"}}, "model.family: expected one of 'transformer', 'lstm', 'cnn', got 'rnn'"),
+        ({"model": {"family": "rnn"}}, "model.family: expected one of 'transformer', 'lstm', 'cnn', 'static', got 'rnn'"),
         ({"model": {"kernel_sizes": [3, "x"]}}, "model.kernel_sizes[1]: expected an integer"),
         ({"model": {"hidden_size": 100, "num_heads": 3}}, "model.num_heads: expected a divisor"),
         ({"ingest": {"val_fraction": 0.6, "test_fraction": 0.5}}, "ingest.val_fraction + ingest.test_fraction"),

@@ -58,26 +58,26 @@ def test_paired_bootstrap_ci_matches_the_normal_approximation_on_a_large_sample(
 
 def gate(new, champ=None, **kw):
     args = dict(champion_version="1" if champ is not None else None, min_gain=0.005,
-                floor_accuracy=0.0, tfidf_accuracy=None, samples=500, seed=0)
+                floor_accuracy=0.0, floors={}, samples=500, seed=0)
     args.update(kw)
     return decide(new, champ, **args)
 
 
 def test_first_model_becomes_champion_when_it_passes_the_floors():
-    d = gate(vec(80, 100), tfidf_accuracy=0.75, floor_accuracy=0.5)
+    d = gate(vec(80, 100), floors={"tfidf_lr": 0.75}, floor_accuracy=0.5)
     assert d.alias == "champion" and d.reason == "first model to pass the floors"
-    assert d.checks == {"floor_accuracy": True, "floor_vs_tfidf": True}
+    assert d.checks == {"floor_accuracy": True, "floor_vs_tfidf_lr": True}
     assert d.gain is None and d.champion_accuracy is None
 
 
 def test_a_tie_with_the_baseline_as_metrics_json_stores_it_passes_the_floor():
     # 8/9 = 0.888...; evaluate wrote the baseline's equal score rounded to 6 places
-    assert gate(vec(8, 9), tfidf_accuracy=0.888889).checks["floor_vs_tfidf"] is True
-    assert gate(vec(8, 9), tfidf_accuracy=0.88889).checks["floor_vs_tfidf"] is False
+    assert gate(vec(8, 9), floors={"tfidf_lr": 0.888889}).checks["floor_vs_tfidf_lr"] is True
+    assert gate(vec(8, 9), floors={"tfidf_lr": 0.88889}).checks["floor_vs_tfidf_lr"] is False
 
 
 def test_first_model_below_a_floor_is_only_challenger():
-    assert gate(vec(70, 100), tfidf_accuracy=0.75).alias == "challenger"
+    assert gate(vec(70, 100), floors={"tfidf_lr": 0.75}).alias == "challenger"
     d = gate(vec(70, 100), floor_accuracy=0.9)
     assert d.alias == "challenger" and d.reason == "failed: floor_accuracy"
 
@@ -107,9 +107,9 @@ def test_small_or_noisy_gain_stays_challenger():
 def test_gain_without_the_floor_is_not_enough():
     champ = vec(10, 100)
     new = vec(50, 100)
-    d = gate(new, champ, tfidf_accuracy=0.8)
+    d = gate(new, champ, floors={"tfidf_lr": 0.8})
     assert d.checks["min_gain"] and d.checks["ci_excludes_zero"]
-    assert d.alias == "challenger" and d.reason == "failed: floor_vs_tfidf"
+    assert d.alias == "challenger" and d.reason == "failed: floor_vs_tfidf_lr"
 
 
 def test_min_gain_threshold_is_inclusive_and_numbers_serialize():
@@ -128,6 +128,6 @@ def test_gate_never_crowns_a_worse_or_not_better_enough_model(pairs, min_gain, s
     new = np.array([p[0] for p in pairs], dtype=float)
     old = np.array([p[1] for p in pairs], dtype=float)
     d = decide(new, old, champion_version="1", min_gain=min_gain, floor_accuracy=0.0,
-               tfidf_accuracy=None, samples=100, seed=seed)
+               floors={}, samples=100, seed=seed)
     if new.mean() - old.mean() < max(min_gain, 1e-12):  # worse, tied, or gain below min_gain
         assert d.alias == "challenger"

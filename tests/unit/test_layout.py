@@ -1,4 +1,5 @@
-"""The layout the README's "Where things are" map describes is the tree on disk.
+"""The layout the "Where things are" map of docs/development.md describes is the tree on disk
+(README.md's shorter map is checked in tests/integration/test_docs.py).
 
 The map is a code block of folder rows ("  data/   sources.py and readers.py, ..."), nested by
 two spaces, each followed by continuation rows indented to the description column. A folder's
@@ -20,8 +21,8 @@ CHECKED = ("components", "flows")  # every module of these must be on the map
 
 
 def _map_text() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Where things are", 1)[1]
+    page = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = page.split("## Where things are", 1)[1]
     return section.split("```", 2)[1]  # the code block right under the heading
 
 

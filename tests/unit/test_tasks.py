@@ -82,11 +82,11 @@ def test_gate_paired_bootstrap_of_macro_f1():
     good = row_counts(target, target)
     bad = row_counts(rng.integers(0, 2, (200, 3)), target)
     assert paired_bootstrap_stat(good, good, "macro_f1", 200, seed=0) == (0.0, 0.0, 0.0)
-    d = decide(good, bad, champion_version="1", min_gain=0.01, floor_accuracy=0.0, tfidf_accuracy=0.9,
+    d = decide(good, bad, champion_version="1", min_gain=0.01, floor_accuracy=0.0, floors={"tfidf_lr": 0.9},
                samples=200, seed=0, metric="macro_f1")
     assert d.alias == "champion" and d.metric == "macro_f1" and d.accuracy == 1.0
     assert d.gain == pytest.approx(1.0 - macro_f1(bad.sum(axis=0))) and d.ci_low > 0
-    d = decide(bad, good, champion_version="1", min_gain=0.0, floor_accuracy=0.0, tfidf_accuracy=None,
+    d = decide(bad, good, champion_version="1", min_gain=0.0, floor_accuracy=0.0, floors={},
                samples=200, seed=0, metric="macro_f1")
     assert d.alias == "challenger" and d.gain < 0
 
