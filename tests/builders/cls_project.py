@@ -18,7 +18,9 @@ from components.core.config import (
     FinetuneConfig,
     ModelConfig,
     Params,
+    PretrainConfig,
     ProjectConfig,
+    StaticStudentConfig,
     TeacherConfig,
     TokenizeConfig,
 )
@@ -48,8 +50,11 @@ def tiny_params(family: str = "transformer", tmp_uri: str = "sqlite:///mlflow.db
     ft = dict(max_epochs=2, batch_size=8, lr=3e-3, precision="32", patience=2,
               distill=DistillConfig(enabled=False))
     ft.update(finetune)
-    teacher = TeacherConfig(enabled=ft["distill"].enabled)  # distillation needs the teacher on
+    ft.setdefault("static", StaticStudentConfig(enabled=False))
+    # distillation needs the teacher on; no base outputs (tests/integration/test_static.py has them)
+    teacher = TeacherConfig(enabled=ft["distill"].enabled, base=False)
     return Params(project=ProjectConfig(seed=7, tracking_uri=tmp_uri), teacher=teacher,
+                  pretrain=PretrainConfig(vector_weight=0.0),
                   tokenize=TokenizeConfig(vocab_size=100, min_frequency=1),
                   model=model, finetune=FinetuneConfig(**ft),
                   evaluate=EvaluateConfig(bootstrap_samples=50, ece_bins=5, random_init_baseline=False))

@@ -29,12 +29,14 @@ TINY = {
     "tokenize": {"vocab_size": 200, "min_frequency": 1, "max_length": 32},
     "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64, "max_length": 32},
     "pretrain": {"max_steps": 6, "batch_size": 16, "seq_len": 32, "checkpoint_every": 3,
-                 "val_every": 3, "precision": "32", "val_sequences": 8},
+                 "val_every": 3, "precision": "32", "val_sequences": 8, "vector_weight": 0},
     # No teacher (fine-tuning MiniLM would dominate every test that builds this project),
-    # so nothing to distil from: fine-tuning trains on the gold labels.
-    "teacher": {"enabled": False},
+    # so nothing to distil from: fine-tuning trains on the gold labels. No base outputs either
+    # (no base vectors for pretrain, no model2vec table: no static student, no model2vec baseline);
+    # tests/integration/test_static.py and test_general_distill.py run those on a tiny BERT.
+    "teacher": {"enabled": False, "base": False},
     "finetune": {"max_epochs": 6, "batch_size": 16, "lr": 0.003, "precision": "32", "patience": 6,
-                 "distill": {"enabled": False}},
+                 "distill": {"enabled": False}, "static": {"enabled": False}},
     "evaluate": {"bootstrap_samples": 100, "random_init_baseline": False},
     "register": {"bootstrap_samples": 200},
 }
