@@ -23,7 +23,8 @@ from benchmarks import _common as C
 from benchmarks import _report
 
 ROOT = C.ROOT
-LINKED = ("data/prepared", "data/teacher", "models/teacher", "models/tokenizer", "data/tokenized")
+LINKED = ("data/prepared", "data/teacher", "models/teacher", "models/model2vec", "models/tokenizer",
+          "data/tokenized")
 
 
 def run_stage(name: str, cfg, root: Path) -> float:
@@ -156,12 +157,12 @@ def make_smoke_project(root: Path, n: int = 320) -> Path:
     the corpus words) as an enabled teacher and distillation on, written into its params.yaml (so
     --project can reuse it)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import tiny_pipeline
+    from builders import tiny_pipeline
 
     root.mkdir(parents=True)
     make_tiny_bert(root / "tiny-bert", tiny_pipeline.POS + tiny_pipeline.NEG + tiny_pipeline.FILL)
     tiny_pipeline.write_project(root, n=n, overrides={
-        "teacher": {"enabled": True, "init": "tiny-bert", "max_epochs": 2, "batch_size": 16, "lr": 0.003,
+        "teacher": {"enabled": True, "base": True, "init": "tiny-bert", "max_epochs": 2, "batch_size": 16, "lr": 0.003,
                     "patience": 2, "precision": "32", "augment_copies": 1, "label_batch_size": 64,
                     "max_length": 32},
         "finetune": {"distill": {"enabled": True}, "max_epochs": 2},
@@ -173,7 +174,7 @@ def make_tiny_bert(folder: Path, words: list[str]) -> Path:
     """A 2-layer, hidden-16 BertModel + fast WordPiece tokenizer over `words` (no hub)."""
     import torch
 
-    from teacher_model import tiny_bert  # tests/ is on sys.path (see make_smoke_project)
+    from builders.teacher_model import tiny_bert  # tests/ is on sys.path (see make_smoke_project)
 
     torch.manual_seed(0)  # the same tiny teacher every smoke run
     return tiny_bert(folder, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words)))

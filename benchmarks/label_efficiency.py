@@ -24,9 +24,13 @@ pretrain stage's output, cached under <project>/.cache/encoderflow/bench/pretrai
 (quality.py shares that cache). Rows (--rows):
 - tfidf, nblr: evaluate's TF-IDF+LR and NB-LR baselines fit on the cell's labels;
 - random: the encoder architecture from random init, fine-tuned on the cell's gold labels;
-- pretrained: the own-pretrained encoder, fine-tuned on the cell's gold labels;
-- distilled: the own-pretrained encoder fine-tuned on the teacher's transfer set
-  (finetune.distill, as the finetune stage does);
+- pretrained: the encoder pretrained with MLM alone (pretrain.vector_weight 0), fine-tuned on
+  the cell's gold labels;
+- pretrained_vec: the encoder pretrained with MLM plus the label-free vector term (general
+  distillation from the teacher's BASE sentence vectors: pretrain.vector_weight of params.yaml,
+  1 when that is 0), fine-tuned on the cell's gold labels;
+- distilled: the encoder params.yaml pretrains (either of the two above) fine-tuned on the
+  teacher's transfer set (finetune.distill, as the finetune stage does);
 - teacher: the teacher on the test split.
 All fine-tuning is finetune's fit_classifier with params.yaml's finetune section
 (--epochs overrides max_epochs); the teacher is the teacher stage with its params.
@@ -68,9 +72,10 @@ from benchmarks import _shapes  # noqa: E402
 from benchmarks import _students as S  # noqa: E402
 from benchmarks import _workspace as W  # noqa: E402
 
-ROWS = ("tfidf", "nblr", "random", "pretrained", "distilled", "teacher")
+ROWS = ("tfidf", "nblr", "random", "pretrained", "pretrained_vec", "distilled", "teacher")
 NAMES = {"tfidf": "TF-IDF + LR", "nblr": "NB-LR (bigrams)", "random": "random init, gold labels",
-         "pretrained": "own-pretrained, gold labels", "distilled": "own-pretrained, distilled",
+         "pretrained": "own-pretrained (MLM), gold labels",
+         "pretrained_vec": "own-pretrained (MLM + vector term), gold labels", "distilled": "own-pretrained, distilled",
          "teacher": "teacher"}
 DEFAULT_FRACTIONS = "0.05,0.1,0.25,0.5,1.0"
 SMOKE = {"fractions": "0.25,1.0", "seeds": 2, "multi_seed_upto": 0.25}
@@ -174,7 +179,7 @@ def full_teacher_transfer(ws, root: Path, frac: float, seed: int) -> None:
     pq.write_table(out, paths.teacher_transfer)
 
 
-def run_cell(ws, args, rows: set[str], frac: float, seed: int, pretrained: Path | None,
+def run_cell(ws, args, rows: set[str], frac: float, seed: int, pretrained: dict[str, Path],
              test: tuple, teacher_cache: dict) -> dict:
     """{row: test accuracy} + the cell's label counts and seconds."""
     from components.core.paths import Paths
@@ -186,7 +191,8 @@ def run_cell(ws, args, rows: set[str], frac: float, seed: int, pretrained: Path 
               *([f"finetune.max_epochs={args.epochs}"] if args.epochs else [])]
     cfg_gold = ws.cfg(*common, "finetune.distill.enabled=false")
     t0 = time.perf_counter()
-    root, out = make_cell(ws, cfg_gold, frac, seed, args.val == "subset", pretrained)
+    first = next(iter(pretrained.values()), None)
+    root, out = make_cell(ws, cfg_gold, frac, seed, args.val == "subset", first)
     paths = Paths.at(root)
     labels = read_labels(paths.labels)
     test_x, test_y = test
@@ -210,10 +216,14 @@ def run_cell(ws, args, rows: set[str], frac: float, seed: int, pretrained: Path 
                 teacher_cache[key] = S.accuracy(TextClassifier.from_folder(paths.teacher_model)
                                                 .predict_proba(test_x), test_y)
             acc["teacher"] = teacher_cache[key]
-    fits = [("random", "random", cfg_gold), ("pretrained", "pretrained", cfg_gold),
-            ("distilled", "pretrained", ws.cfg(*common, "finetune.distill.enabled=true"))]
-    for row, init, cfg in fits:
+    fits = [("random", "random", cfg_gold, None), ("pretrained", "pretrained", cfg_gold, "mlm"),
+            ("pretrained_vec", "pretrained", cfg_gold, "vec"),
+            ("distilled", "pretrained", ws.cfg(*common, "finetune.distill.enabled=true"), "default")]
+    for row, init, cfg, encoder in fits:
         if row in rows:
+            if encoder is not None:  # models/pretrained -> that row's cached encoder
+                paths.pretrained.unlink()
+                paths.pretrained.symlink_to(pretrained[encoder])
             clf, _ = S.fit(cfg, root, init, f"bench-le-{row}")
             acc[row] = S.accuracy(clf.predict_proba(test_x), test_y)
     out["seconds"] = time.perf_counter() - t0
@@ -266,7 +276,8 @@ def report(args, rows: list[str], fractions: list[float], results: dict, leaky: 
         return NAMES[row] + (" (teacher saw ALL labels: leaks)" if leaky and row in ("teacher", "distilled") else "")
 
     body = [[name(r)] + [cell_text(values(r, f)) for f in fractions] for r in rows]
-    pairs = [("pretrained", "random"), ("pretrained", "nblr"), ("distilled", "nblr"), ("distilled", "pretrained")]
+    pairs = [("pretrained", "random"), ("pretrained_vec", "random"), ("pretrained_vec", "pretrained"),
+             ("pretrained", "nblr"), ("distilled", "nblr"), ("distilled", "pretrained")]
     for a, b in pairs:
         if a in rows and b in rows:
             diffs = {f: [results[(f, s)]["accuracy"][a] - results[(f, s)]["accuracy"][b] for s in seeds_at[f]]
@@ -372,10 +383,15 @@ def run(args) -> None:
             todo = [f for f in fractions if seed == first or f <= args.multi_seed_upto + 1e-12]
             if not todo:
                 continue
-            pre = None
-            if {"pretrained", "distilled"} & set(rows):
-                pre = S.pretrained(ws, ws.cfg(f"project.seed={seed}", f"pretrain.max_steps={args.steps_}",
-                                              "finetune.distill.enabled=false"))
+            pre = {}
+            common = (f"project.seed={seed}", f"pretrain.max_steps={args.steps_}", "finetune.distill.enabled=false")
+            vec = base.pretrain.vector_weight or 1.0
+            if {"pretrained"} & set(rows) or ("distilled" in rows and not base.pretrain.vector_weight):
+                pre["mlm"] = S.pretrained(ws, ws.cfg(*common, "pretrain.vector_weight=0"))
+            if {"pretrained_vec"} & set(rows) or ("distilled" in rows and base.pretrain.vector_weight):
+                pre["vec"] = S.pretrained(ws, ws.cfg(*common, f"pretrain.vector_weight={vec}"))
+            if "distilled" in rows:
+                pre["default"] = pre["vec" if base.pretrain.vector_weight else "mlm"]
             for f in todo:
                 results[(f, seed)] = run_cell(ws, args, set(rows), f, seed, pre, test, teacher_cache)
         out = report(args, rows, fractions, results, leaky)

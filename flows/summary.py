@@ -58,7 +58,7 @@ def _producer(report: str) -> str | None:
     return next((s.name for s in STAGES if path in s.metrics), None)
 
 
-LEADS = ("model", "teacher")  # scorers with their own top-level prefix, in column order
+LEADS = ("model", "static", "teacher")  # scorers with their own top-level prefix, in column order
 
 
 def speed_line(speed: dict) -> str:
@@ -75,6 +75,22 @@ def speed_line(speed: dict) -> str:
         parts.append(f"student {speed['speed.ratio']:.2f}x faster")
     return (" · ".join(parts) + f" ({speed.get('speed.n_texts', '?')} test texts, batch "
             f"{speed.get('speed.batch_size', '?')}, {speed.get('speed.threads', '?')} threads)")
+
+
+def frontier_table(frontier: dict) -> list[str]:
+    """reports/frontier.json as a markdown table, one row per model (✓: on the Pareto front).
+
+    >>> frontier_table({"models": [{"name": "nbsvm", "accuracy": 0.77, "texts_per_s": 9000.0,
+    ...                              "p50_ms": 0.4, "pareto": True}]})[2]
+    '| nbsvm | 0.7700 | 9,000 | 0.40 | ✓ |'
+    """
+    lines = ["| model | accuracy | texts/s | p50 ms | Pareto |", "|---|---|---|---|---|"]
+    for m in frontier.get("models") or []:
+        tps, p50 = m.get("texts_per_s"), m.get("p50_ms")
+        lines.append(f"| {m.get('name')} | {_fmt(m.get('accuracy'))} | "
+                     f"{'' if tps is None else f'{tps:,.0f}'} | {'' if p50 is None else f'{p50:.2f}'} | "
+                     f"{'✓' if m.get('pareto') else ''} |")
+    return lines
 
 
 def metrics_table(metrics: dict) -> list[str]:
@@ -156,13 +172,18 @@ def render(results: list[dict], stage_names: list[str], paths: Paths, *,
     speed = report("speed")
     if speed:
         lines += ["", "Speed (measured in the evaluate stage; varies run to run): " + speed_line(speed)]
+    frontier = report("frontier")
+    if frontier:
+        lines += ["", "## Accuracy against speed (every model of the run)", "", *frontier_table(frontier),
+                  "", "Plot: `reports/plots/frontier.png`"]
 
     register = report("register")
     if register:
         lines += ["", "## Registered model", ""]
         lines += [f"- {k}: `{v}`" for k, v in register.items() if not isinstance(v, (dict, list))]
-        teacher = register.get("teacher")
-        if isinstance(teacher, dict):
-            lines += ["", "## Registered teacher", ""]
-            lines += [f"- {k}: `{v}`" for k, v in teacher.items() if not isinstance(v, (dict, list))]
+        for role in ("static", "teacher", "baseline"):
+            other = register.get(role)
+            if isinstance(other, dict):
+                lines += ["", f"## Registered {role}", ""]
+                lines += [f"- {k}: `{v}`" for k, v in other.items() if not isinstance(v, (dict, list))]
     return "\n".join(lines) + "\n"

@@ -76,7 +76,8 @@ def lineage_tags(paths: Paths, client, experiment_id: str, run_id: str, folder: 
     from components.core import lineage
 
     tags = {k: v for k, v in lineage.tags(paths.root).items() if k.startswith(lineage.PREFIX)}
-    tags[lineage.PREFIX + "tokenizer_md5"] = lineage.file_md5(folder / TOKENIZER)
+    if (folder / TOKENIZER).is_file():  # a bag-of-words baseline has its vocabulary instead
+        tags[lineage.PREFIX + "tokenizer_md5"] = lineage.file_md5(folder / TOKENIZER)
     tags[MD5_TAG] = lineage.dir_md5(folder)
     for stage in stages:
         report = "metrics" if stage == "evaluate" else stage

@@ -384,6 +384,7 @@ def _finish(cfg, paths, model, val_blocks, masking, precision, n_params, run_id,
         "params": int(n_params),
         "mlflow_run_id": run_id,
         "stopped_by": stopped_by,
+        "vector_weight": float(model.vector_weight),  # 0: MLM alone (the vector term is off or has no input)
     }
     with atomic_dir(paths.pretrained) as tmp:
         save_encoder(model.encoder, tmp, paths.tokenizer,

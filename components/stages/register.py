@@ -271,8 +271,8 @@ def run(cfg: Params, paths: Paths) -> dict:
                              f"registering {baseline.init} as {baseline.name}")
             print(f"register: {baseline_note}", flush=True)
             register_all([baseline])
-            judge(client, baseline, texts, names, rc, {k: v for k, v in floors.items() if k != baseline.init},
-                  cfg.project.seed, metric)
+            # no baseline floors: it was picked among them on val (its champion and floor_accuracy still apply)
+            judge(client, baseline, texts, names, rc, {}, cfg.project.seed, metric)
             to_register.append(baseline)
         compute_s = time.perf_counter() - t0
         reports = {cand.role: apply(client, cand) for cand in to_register}

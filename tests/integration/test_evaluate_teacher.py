@@ -105,11 +105,14 @@ def test_the_disabled_teacher_stages_folder_reads_as_no_teacher(tmp_path):
     """evaluate and register read models/teacher through evaluation.teacher.folder: what the
     teacher stage writes with teacher.enabled: false must read as no teacher, and the same
     folder without the stage's marker as a broken one."""
-    from components.core.config import DistillConfig, FinetuneConfig, Params, ProjectConfig, TeacherConfig
+    from components.core.config import (DistillConfig, FinetuneConfig, Params, PretrainConfig, ProjectConfig,
+                                        StaticStudentConfig, TeacherConfig)
     from components.stages import teacher
 
     cfg = Params(project=ProjectConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"),
-                 teacher=TeacherConfig(enabled=False), finetune=FinetuneConfig(distill=DistillConfig(enabled=False)))
+                 teacher=TeacherConfig(enabled=False, base=False), pretrain=PretrainConfig(vector_weight=0.0),
+                 finetune=FinetuneConfig(distill=DistillConfig(enabled=False),
+                                         static=StaticStudentConfig(enabled=False)))
     paths = Paths.at(tmp_path)
     assert teacher.run(cfg, paths) == {"enabled": False}
     assert paths.teacher_model.is_dir() and teacher_folder.folder(paths.teacher_model) is None

@@ -289,3 +289,31 @@ def test_missing_or_bad_inputs_are_one_line_errors(proj, cli):
         register(proj)
     code, out = cli("models", "--set", "register.model_name=nope")
     assert code == 1 and out == "error: registered model 'nope' not found (run the register stage first)\n"
+
+
+def test_a_baseline_that_beats_every_neural_model_is_registered_and_served(proj, tmp_path, capsys):
+    """An untrained student loses to bag-of-words: register says so in one line and registers
+    evaluate's best baseline as <name>-baseline through the same gate, a torch-free pyfunc with
+    the same raw-text signature."""
+    import mlflow
+    import pandas as pd
+
+    tiny_pipeline.save_untrained(proj)
+    tiny_pipeline.run_stages(proj, ["evaluate"])
+    metrics = json.loads((proj / "reports/metrics.json").read_text())
+    best = json.loads((proj / "models/baseline/config.json").read_text())["name"]
+    assert metrics[f"baseline.{best}.accuracy"] > metrics["model.accuracy"]
+    report = register(proj)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no neural model" in line]
+    assert len(lines) == 1 and f"{NAME}-baseline" in lines[0]
+    b = report["baseline"]
+    assert (b["model_name"], b["version"]) == (f"{NAME}-baseline", "1") and b["decision"] == "champion"
+    assert report["decision"] == "challenger"  # the student failed its floors
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}-baseline/1", dst_path=str(tmp_path / "dl")))
+    reqs = {r.split("==")[0] for r in (local / "requirements.txt").read_text().split()}
+    assert "torch" not in reqs and "scipy" in reqs
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}-baseline@champion")
+    texts = pd.read_parquet(proj / "data/prepared/test.parquet")
+    out = model.predict(texts[["text"]])
+    assert list(out.columns) == ["label", "label_id", "prob_negative", "prob_positive"]
+    assert (out["label"] == texts["label_name"]).mean() == pytest.approx(metrics[f"baseline.{best}.accuracy"])

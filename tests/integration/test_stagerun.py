@@ -19,7 +19,7 @@ import pytest
 from components.core.imports import imported_names
 from flows import stage_dvc, stagerun
 
-import flow_project as fp
+from builders import flow_project as fp
 
 ROOT = Path(__file__).resolve().parents[1]
 

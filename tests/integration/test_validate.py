@@ -262,7 +262,7 @@ def test_rerun_by_hand_leaves_every_tracked_output_byte_identical(tmp_path):
     """What a new user tries: `dvc repro validate`, then `encoderflow stage validate` by hand
     on the same data. Every output DVC tracks for the stage (its outs, metrics and plots in
     the stage table) comes out byte-identical, so `dvc status` stays clean."""
-    import flow_project as fp
+    from builders import flow_project as fp
 
     from components.stages.table import get
 
