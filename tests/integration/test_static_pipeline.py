@@ -52,8 +52,8 @@ def test_teacher_writes_base_vectors_and_the_model2vec_table(built):
 def test_finetune_trains_a_static_student_next_to_the_transformer(built):
     paths = Paths.at(built)
     cfg = json.loads((paths.finetuned_static / "config.json").read_text())
-    assert cfg["encoder"]["family"] == "static"
-    assert json.loads((paths.finetuned / "config.json").read_text())["encoder"]["family"] == "transformer"
+    assert cfg["backbone"]["encoder"]["family"] == "static"
+    assert json.loads((paths.finetuned / "config.json").read_text())["backbone"]["encoder"]["family"] == "transformer"
     report = json.loads(paths.report("finetune").read_text())
     assert report["static"]["steps"] > 0 and 0 <= report["static"]["best_val_acc"] <= 1
 
