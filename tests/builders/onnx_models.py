@@ -86,16 +86,18 @@ def build(root: Path, case: str):
     paths = Paths.at(project(root, task))
     cfg = _cfg(root, overrides)
     if case == "teacher":
-        import teacher_model
+        from builders import teacher_model
 
-        folder = teacher_model.add_teacher(root, teacher_model.make_hf_folder(root / "tiny-bert"), epochs=8)
+        folder = teacher_model.add_teacher(root, teacher_model.tiny_bert(root / "tiny-bert"), epochs=8)
         return TextClassifier.from_folder(folder), unseen_texts(task)
     if case == "static":
         return train_static(paths, cfg), unseen_texts(task)
     if case == "pair":  # the stage: classifier + bi-encoder saved together
         finetune.run(cfg, paths)
         return TextClassifier.from_folder(paths.finetuned), unseen_texts(task)
-    return finetune.fit_classifier(cfg, paths, progress=False).classifier, unseen_texts(task)
+    from components.training.fit_classifier import fit_classifier
+
+    return fit_classifier(cfg, paths, progress=False).classifier, unseen_texts(task)
 
 
 def static_backbone(vocab_size: int, hidden: int, pad_id: int):
@@ -126,7 +128,8 @@ def train_static(paths, cfg, steps: int = 150):
     import torch
     from tokenizers import Tokenizer
 
-    from components.model.classifier import ClassifierNet, TextClassifier, pad_batch
+    from components.model.batching import pad_batch
+    from components.model.classifier import ClassifierNet, TextClassifier
 
     torch.manual_seed(0)
     tok = Tokenizer.from_file(str(paths.tokenizer))
