@@ -32,7 +32,7 @@ PARAMS = {
     "ingest": {"source": "file:raw.csv"},
     "tokenize": {"vocab_size": 100, "min_frequency": 1, "max_length": 32},
     "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "ffn_size": 32, "max_length": 32},
-    "pretrain": {"max_steps": 2, "batch_size": 8, "seq_len": 32, "precision": "32"},
+    "pretrain": {"max_steps": 2, "batch_size": 8, "seq_len": 32, "precision": "32", "vector_weight": 0},
     "finetune": {"max_epochs": 1, "batch_size": 8, "precision": "32"},
 }
 

@@ -50,7 +50,7 @@ def test_multi_label_pipeline_ingest_to_register_and_predict(tmp_path_factory, t
     from components.stages import teacher  # enabled, but single_label only: one line, the no-op outputs
 
     teacher.run(load_params(root / "params.yaml", ["teacher.enabled=true"]), Paths.at(root))
-    assert "teacher: skipped: the teacher is single_label only" in capsys.readouterr().out
+    assert "teacher: not fine-tuned: the teacher is single_label only" in capsys.readouterr().out
     assert "multi_label" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
 
     report = _registered(root, floor_vs_baselines=False)
@@ -133,7 +133,7 @@ def test_pair_pipeline_ingest_to_register_and_predict(tmp_path_factory, tmp_path
     from components.stages import teacher  # enabled, but single_label only: one line, the no-op outputs
 
     teacher.run(load_params(root / "params.yaml", ["teacher.enabled=true"]), Paths.at(root))
-    assert "teacher: skipped: the teacher is single_label only and the data is pair" in capsys.readouterr().out
+    assert "teacher: not fine-tuned: the teacher is single_label only and the data is pair" in capsys.readouterr().out
     assert "pair" in json.loads((root / "models/teacher/DISABLED.json").read_text())["reason"]
 
     report = tiny_pipeline.register(root, floor_vs_baselines=False)
@@ -184,7 +184,8 @@ def test_bi_encoder_pipeline_ingest_to_register_and_embed(tmp_path_factory, tmp_
     import pandas as pd
 
     from components.model.classifier import TextClassifier
-    from components.registry.predict import embed_file, load_model
+    from components.registry.load import load_model
+    from components.registry.predict import embed_file
 
     root = tiny_pipeline.clone(tiny_pipeline.cached_build(tmp_path_factory, task="pair", overrides=BI),
                                tmp_path / "p")
