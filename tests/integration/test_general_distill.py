@@ -67,7 +67,7 @@ def _base(paths, texts, dim=6):
 
 
 def test_pretrain_learns_the_vector_term_and_exports_no_vector_head(tiny_project):
-    from test_pretrain import WORDS, tiny_cfg
+    from builders.mlm_project import WORDS, tiny_cfg
 
     from components.model.io import load_encoder
     from components.stages import pretrain
@@ -90,7 +90,7 @@ def test_pretrain_learns_the_vector_term_and_exports_no_vector_head(tiny_project
 
 
 def test_pretrain_refuses_a_vector_weight_without_vectors(tiny_project):
-    from test_pretrain import tiny_cfg
+    from builders.mlm_project import tiny_cfg
 
     from components.stages import pretrain
 
@@ -106,7 +106,7 @@ def test_pretrain_refuses_a_vector_weight_without_vectors(tiny_project):
 def tiny_project(project, tmp_path_factory):
     import shutil
 
-    from test_pretrain import write_tiny_project
+    from builders.mlm_project import write_tiny_project
 
     from components.core.paths import Paths
 
