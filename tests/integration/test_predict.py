@@ -22,7 +22,9 @@ URI = "models:/encoderflow@champion"
 
 @pytest.fixture(scope="module")
 def proj(built, tmp_path_factory):
-    """One registered champion for the whole module (tests here only read the registry)."""
+    """One registered champion for the whole module (tests here only read the registry). It is the
+    torch pyfunc (register.serving torch), so the local folder must answer byte for byte like it;
+    the default ONNX version is held to torch in tests/integration/test_onnx_serving.py."""
     import os
 
     from components.stages import register
@@ -30,7 +32,7 @@ def proj(built, tmp_path_factory):
     root = tiny_pipeline.clone(built, tmp_path_factory.mktemp("predict"), with_store=True)
     old = os.getcwd()
     os.chdir(root)
-    register.run(load_params(root / "params.yaml"), Paths.at(root))
+    register.run(load_params(root / "params.yaml", ["register.serving=torch"]), Paths.at(root))
     yield root
     os.chdir(old)
 
