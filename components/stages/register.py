@@ -211,7 +211,7 @@ def run(cfg: Params, paths: Paths) -> dict:
         raise DataError(f"{paths.finetuned / CONFIG}: no bi-encoder to score register.metric {metric} "
                         "(re-run finetune with finetune.bi_encoder.enabled: true)", stage=STAGE)
     floors = gate.baseline_floors(metrics, metric) if rc.floor_vs_baselines else {}
-    if rc.floor_vs_baselines and not floors:
+    if rc.floor_vs_baselines and gate.tfidf_key(metric) not in metrics:  # every run scores TF-IDF
         raise DataError(f"{paths.report('metrics')}: key '{gate.tfidf_key(metric)}' not found (needed by "
                         "register.floor_vs_baselines; set it to false to skip those floors)", stage=STAGE)
     static = candidates.static(paths, rc.model_name, metrics) if metric not in RETRIEVAL_METRICS else None
