@@ -30,9 +30,11 @@ LOCAL_STATE = ("mlflow.db", "mlartifacts", "checkpoints", ".prefect", ".encoderf
 
 
 def digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under the output folders, by path relative to `root`."""
+    """sha256 of every file under the output folders, by path relative to `root` (not the GX Data
+    Docs: validate rebuilds them on each run and neither git nor DVC tracks them)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for name in OUTPUTS for p in sorted((root / name).rglob("*")) if p.is_file()}
+            for name in OUTPUTS for p in sorted((root / name).rglob("*"))
+            if p.is_file() and not p.relative_to(root).as_posix().startswith("reports/data_docs/")}
 
 
 def use_repo_dvc_config(root: Path) -> tuple[str, Path]:
