@@ -174,7 +174,11 @@ def stage_run(cfg: Params, stage: str, root: Path, sections: tuple[str, ...] = (
         if not run_id and sections:
             params: dict[str, str] = {}
             for section in sections:
-                params.update(flat_params(getattr(cfg, section), f"{section}."))
+                head, _, key = section.partition(".")
+                if key:  # one key of a section ("register.model_name": a dotted DVC param)
+                    params[section] = str(getattr(getattr(cfg, head), key))
+                else:
+                    params.update(flat_params(getattr(cfg, section), f"{section}."))
             mlflow.log_params(params)
         try:
             yield run

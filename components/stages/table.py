@@ -71,7 +71,8 @@ STAGES: tuple[Stage, ...] = (
     # run to run, so it is kept out of the byte-reproducible metrics.json.
     # reports/{pretrain,finetune,teacher}.json: the training seconds of the frontier (frontier.json).
     # models/baseline: the best registrable bag-of-words baseline, for <model_name>-baseline.
-    Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate", "register"),
+    Stage("evaluate", "components.stages.evaluate", ("project", "model", "finetune", "evaluate",
+                                                      "register.model_name", "register.serving"),
           ("data/prepared", "data/tokenized", "models/tokenizer", "models/finetuned", "models/finetuned_static",
            "models/pretrained", "models/teacher", "models/model2vec", "reports/pretrain_curve.csv",
            "reports/finetune_curve.csv", "reports/pretrain.json", "reports/finetune.json", "reports/teacher.json"),

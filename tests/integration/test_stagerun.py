@@ -21,7 +21,7 @@ from flows import stage_dvc, stagerun
 
 from builders import flow_project as fp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

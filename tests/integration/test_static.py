@@ -49,9 +49,9 @@ def test_static_encoder_ignores_padding_and_token_order():
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    import teacher_model
+    from builders import teacher_model
 
-    return teacher_model.make_hf_folder(tmp_path_factory.mktemp("bert") / "bert")
+    return teacher_model.tiny_bert(tmp_path_factory.mktemp("bert") / "bert")
 
 
 def test_distill_static_is_deterministic_and_names_no_local_path(tiny_bert, tmp_path):

@@ -18,7 +18,9 @@ from components.core.config import (
     DistillConfig,
     FinetuneConfig,
     Params,
+    PretrainConfig,
     ProjectConfig,
+    StaticStudentConfig,
     TeacherConfig,
 )
 from components.core.errors import ConfigError, DataError
@@ -45,9 +47,12 @@ def params(root: Path, init, **teacher_kw) -> Params:
     t = dict(enabled=True, init=str(init), max_epochs=2, min_steps=0, batch_size=8, lr=3e-3, patience=2, precision="32",
              augment_copies=COPIES, label_batch_size=16, max_length=32)
     t.update(teacher_kw)
+    base = t.get("base", True)  # without the base outputs nothing may need them (the config checks)
     # finetune does not distil here (a disabled teacher requires that; the stage ignores finetune)
     return Params(project=ProjectConfig(seed=7, tracking_uri=f"sqlite:///{root}/mlflow.db"),
-                  teacher=TeacherConfig(**t), finetune=FinetuneConfig(distill=DistillConfig(enabled=False)))
+                  teacher=TeacherConfig(**t), pretrain=PretrainConfig(vector_weight=1.0 if base else 0.0),
+                  finetune=FinetuneConfig(distill=DistillConfig(enabled=False),
+                                          static=StaticStudentConfig(enabled=base)))
 
 
 def outputs(paths: Paths) -> set[str]:
@@ -143,8 +148,8 @@ def test_disabled_writes_empty_outputs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "fit_classifier", no_training)
     paths = Paths.at(tmp_path)  # no data at all: the no-op reads nothing
-    assert teacher.run(params(tmp_path, "no/such/folder", enabled=False), paths) == {"enabled": False}
-    assert json.loads(paths.report("teacher").read_text()) == {"enabled": False}
+    assert teacher.run(params(tmp_path, "no/such/folder", enabled=False, base=False), paths) == {"enabled": False}
+    assert json.loads(paths.report("teacher").read_text()) == {"enabled": False, "base": False}
     assert [p.name for p in paths.teacher_model.iterdir()] == [teacher.DISABLED]
     table = pq.read_table(paths.teacher_transfer)
     assert table.num_rows == 0 and table.schema.equals(transfer_write.schema())
@@ -197,7 +202,13 @@ def test_unknown_language_warns_once(tmp_path, capsys):
     rows = [(f"{greek[i % 4]} {i}", int(i % 4 in (0, 2))) for i in range(N_TRAIN + N_VAL + N_TEST)]
     paths = make_prepared(tmp_path, rows)
     folder = tiny_bert(tmp_path / "hf")
-    cfg = params(tmp_path, folder, max_epochs=1, augment_copies=0)
+    before = outputs(paths)
+    with pytest.raises(DataError) as err:  # over teacher.max_unk_rate (0.25): stop before any training
+        teacher.run(params(tmp_path, folder, max_epochs=1, augment_copies=0), paths)
+    assert "teacher.max_unk_rate 0.25" in str(err.value) and "\n" not in str(err.value)
+    assert "multilingual" in str(err.value) and "teacher.enabled: false" in str(err.value)
+    assert outputs(paths) == before  # nothing written
+    cfg = params(tmp_path, folder, max_epochs=1, augment_copies=0, max_unk_rate=0.9)
     teacher.run(cfg, paths)
     warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: teacher:")]
     assert len(warnings) == 1 and "multilingual" in warnings[0] and "teacher.enabled: false" in warnings[0]
