@@ -118,7 +118,7 @@ def test_pipeline_registry_gate_promote_rollback_and_serving_on_a_postgres_serve
     url, artifacts, server_pid = server
     assert PASSWORD not in _cmdlines()
     root = fp.make(tmp_path / "proj", n=96, overrides={"project": {"tracking_uri": url},
-                                                        "register": {"floor_vs_tfidf_lr": False}})
+                                                        "register": {"floor_vs_baselines": False}})
     out = _ok(fp.encoderflow(root, "run"))  # v1: no champion yet -> @champion
     assert f"MLflow runs + models  {url}" in out
     _ok(fp.encoderflow(root, "run", "--set", "register.min_gain=1.0"))  # only register reruns: v2
