@@ -144,17 +144,21 @@ _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp
               "amx_tile")
 
 
+def _cpuinfo() -> str:
+    """/proc/cpuinfo ("" off Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> str:
     """The kernel-relevant ISA flags of this CPU, space-separated ("" off Linux).
 
     >>> cpu_flags("flags : fpu avx2 fma avx512f\\n")
     'avx2 fma avx512f'
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
     have = set(line.partition(":")[2].split())
     return " ".join(f for f in _ISA_FLAGS if f in have)
@@ -188,11 +192,7 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     >>> cpu_model("processor : 0\\nmodel name : AMD EPYC 9R14 96-Core Processor\\n")
     'AMD EPYC 9R14 96-Core Processor'
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("model name")), "")
     return line.partition(":")[2].strip()
 

@@ -1,81 +1,22 @@
-"""Token ids for the ONNX pyfunc without torch: truncation, length-sorted batches, numpy padding.
+"""Token ids for the ONNX pyfunc without torch: the bounded encode and numpy padding.
 
-The same rules as components/model/classifier.py (truncate, truncate_pair, sep_token_id,
-batch_rows, PAD_MULTIPLE, TOKENS_PER_ROW), so an exported model sees exactly the ids its
-torch twin sees; the parity tests compare the two. They are written out here because
-classifier.py imports torch at module level and this file ships in the torch-free serving
-environment. TODO(merge): the torch-free leaf components/model/tokens.py (branch
-refactor-training) holds the same functions; import them from there once it is on main,
-and keep only `pad_rows` here.
+Truncation, the pair separator and length-sorted batches are components/model/tokens.py's (a
+torch-free leaf, shipped with this file), the very functions the torch classifier uses, so an
+exported model sees exactly the ids its torch twin sees; the parity tests compare the two.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from components.core.errors import DataError
-
-# Inference batches are length-sorted, padded to a multiple of PAD_MULTIPLE tokens and hold at
-# most batch_size * TOKENS_PER_ROW padded tokens: few distinct tensor shapes, bounded memory
-# (see classifier.py for the measurement behind these two numbers).
-PAD_MULTIPLE = 8
-TOKENS_PER_ROW = 64
-
-
-def truncate(ids: list[int], max_length: int) -> list[int]:
-    """Cut to max_length tokens, keeping the final token (the [SEP] the post-processor added).
-
-    >>> truncate([2, 10, 11, 12, 3], 4)
-    [2, 10, 11, 3]
-    """
-    return list(ids) if len(ids) <= max_length else list(ids[: max_length - 1]) + [ids[-1]]
-
-
-def truncate_pair(ids: list[int], max_length: int, sep_id: int) -> list[int]:
-    """pair: "[CLS] a [SEP] b [SEP]" to max_length tokens, longest side first; both [SEP]s stay.
-
-    >>> truncate_pair([2, 10, 11, 12, 3, 20, 3], 6, 3)
-    [2, 10, 11, 3, 20, 3]
-    >>> truncate_pair([2, 10, 3, 20, 21, 22, 23, 3], 6, 3)
-    [2, 10, 3, 20, 21, 3]
-    """
-    if len(ids) <= max_length:
-        return list(ids)
-    ids = list(ids)
-    try:
-        cut = ids.index(sep_id, 1, len(ids) - 1)
-    except ValueError:
-        return truncate(ids, max_length)
-    a, b = ids[1:cut], ids[cut + 1:-1]
-    room = max(max_length - 3, 0)
-    while len(a) + len(b) > room:
-        (a if len(a) > len(b) else b).pop()
-    return [ids[0], *a, sep_id, *b, ids[-1]]
-
-
-def sep_token_id(tok) -> int:
-    """The id of the separator the pair template puts between the texts ([SEP] or </s>)."""
-    for name in ("[SEP]", "</s>"):
-        if tok.token_to_id(name) is not None:
-            return int(tok.token_to_id(name))
-    raise DataError("the tokenizer has no [SEP] token; the pair task needs one")
-
-
-def batch_rows(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
-    """Row indices in length order, cut into batches of at most `batch_size` rows and
-    `max_tokens` tokens once padded to a multiple of PAD_MULTIPLE (always at least one row).
-
-    >>> batch_rows([30, 3, 120, 5, 9], batch_size=3, max_tokens=200)
-    [[1, 3, 4], [0], [2]]
-    """
-    batches: list[list[int]] = []
-    for i in sorted(range(len(lengths)), key=lengths.__getitem__):  # stable: deterministic
-        width = -(-max(lengths[i], 1) // PAD_MULTIPLE) * PAD_MULTIPLE
-        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * width <= max_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+from components.model.tokens import (  # noqa: F401 - re-exported for the ONNX pyfunc
+    PAD_MULTIPLE,
+    TOKENS_PER_ROW,
+    batch_rows,
+    sep_token_id,
+    truncate,
+    truncate_pair,
+)
 
 
 # Serving bound: before tokenizing, a text is cut to CHARS_PER_TOKEN * (max_length + MARGIN)
