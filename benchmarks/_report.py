@@ -66,6 +66,7 @@ class Report:
         self.benchmark = benchmark
         self.results: dict = {}
         self.tables: list[dict] = []
+        self.lineage_root: Path = ROOT  # whose commit the lineage names
 
     def table(self, title: str, columns: list[str], rows: list[list], show_title: bool = True) -> str:
         """Print `title` (when show_title) and the table; keep both. Cells are kept as printed (str)."""
@@ -77,7 +78,7 @@ class Report:
 
     def payload(self, threads: int | None = None) -> dict:
         return {"benchmark": self.benchmark, "command": command(),
-                "lineage": _lineage.lineage(threads=threads), "results": self.results, "tables": self.tables}
+                "lineage": _lineage.lineage(threads=threads, root=self.lineage_root), "results": self.results, "tables": self.tables}
 
     def write(self, path: Path | None, threads: int | None = None) -> dict | None:
         """Write the file atomically (a temp file, then a rename); None without a path."""

@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/pipeline_overhead.py --json overhead.json   # + numbers, lineage
     .venv/bin/python benchmarks/pipeline_overhead.py --tiny 96 --runs 1 \\
         --set pretrain.max_steps=5 --set finetune.max_epochs=1        # smoke test (~2 min)
+    .venv/bin/python benchmarks/pipeline_overhead.py --existing ../clone --log run.log --wall 3100
+                        # split a run you already made (its output in run.log, its wall seconds)
 
 Builds a scratch project (git + DVC; the repo's params.yaml and the cached
 sample wheel, or with --tiny N the N-row CSV project of the flow tests), runs
@@ -36,8 +38,14 @@ Run 1 is cold (fresh project: Prefect and MLflow databases are created and
 migrated); runs 2.. reset the stage outputs, dvc.lock and DVC's cache but keep
 mlflow.db and .prefect, like a scheduled retrain. Median of the warm runs is
 the headline; on a shared CPU compare runs taken close together. --json
-writes every run's breakdown, the medians and the lineage block (commit, date,
-CPU, torch threads) for the docs.
+writes every run's breakdown, the medians, the cold run's wall seconds and the
+precision pretraining resolved (`cold_wall_s`, `precision`: the README's quick
+start table) and the lineage block (commit, date, CPU, torch threads) for the docs.
+
+--existing splits a cold run made outside this script, as a user makes it: `encoderflow
+run` in a fresh clone (no mlflow.db, .prefect or DVC cache before it), its stdout+stderr
+saved to --log, its wall seconds (e.g. /usr/bin/time's "Elapsed") given as --wall. The
+lineage is then the project's (its commit, and dirty once the run rewrote dvc.lock).
 """
 
 from __future__ import annotations
@@ -104,7 +112,7 @@ def run_pipeline(root: Path, overrides: list[str]) -> tuple[float, str]:
     cmd = [str(exe), "run"] + [a for kv in overrides for a in ("--set", kv)]
     env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"}
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=False, cwd=root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     text = out.stdout + out.stderr
     if out.returncode != 0:
@@ -139,15 +147,17 @@ def breakdown(root: Path, wall: float, log: str) -> dict:
             "missing": [r[0] for r in rows if r[3] is None]}
 
 
-def show(label: str, b: dict) -> None:
-    print(f"\n{label}: `encoderflow run` {b['wall']:.1f} s wall")
-    print("| stage | wall s | compute s | overhead s |\n|---|---:|---:|---:|")
+def show(out, label: str, b: dict) -> None:
+    """Print (and keep, in `out`: a _report.Report) the breakdown table of one run."""
+    rows = []
     for name, status, seconds, c in b["rows"]:
         cs, os_ = ("?", "?") if c is None else (f"{c:.1f}", f"{seconds - c:.1f}")
-        print(f"| {name}{'' if status == 'ran' else ' (' + status + ')'} | {seconds:.1f} | {cs} | {os_} |")
-    print(f"| (outside stages: CLI, Prefect, parent run) | {b['outside']:.1f} | 0.0 | {b['outside']:.1f} |")
+        rows.append([f"{name}{'' if status == 'ran' else ' (' + status + ')'}", f"{seconds:.1f}", cs, os_])
+    rows.append(["(outside stages: CLI, Prefect, parent run)", f"{b['outside']:.1f}", "0.0", f"{b['outside']:.1f}"])
     over = b["wall"] - b["compute"]
-    print(f"| **total** | {b['wall']:.1f} | {b['compute']:.1f} | {over:.1f} ({over / b['wall']:.1%}) |")
+    rows.append(["**total**", f"{b['wall']:.1f}", f"{b['compute']:.1f}", f"{over:.1f} ({over / b['wall']:.1%})"])
+    out.table(f"{label}: `encoderflow run` {b['wall']:.1f} s wall", ["stage", "wall s", "compute s", "overhead s"],
+              rows)
     if b["missing"]:
         print(f"warning: no time.compute_s recorded for {', '.join(b['missing'])} (counted as 0)")
 
@@ -164,8 +174,22 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, metavar="PATH",
                     help="also write every run's breakdown, the medians and their lineage here")
     ap.add_argument("--keep", action="store_true", help="keep the scratch project")
+    ap.add_argument("--existing", type=Path, metavar="DIR", help="split a cold run already made in DIR "
+                    "(with --log and --wall) instead of running one")
+    ap.add_argument("--log", type=Path, metavar="FILE", help="--existing: that run's stdout+stderr")
+    ap.add_argument("--wall", type=float, metavar="S", help="--existing: that run's wall seconds")
     args = ap.parse_args()
+    from benchmarks import _report
 
+    out = _report.Report("pipeline_overhead")
+    if args.existing:
+        if args.log is None or args.wall is None:
+            ap.error("--existing needs --log FILE and --wall SECONDS")
+        root = args.existing.resolve()
+        out.lineage_root = root
+        runs = [{"run": 1, "kind": "cold", **breakdown(root, args.wall, args.log.read_text(errors="replace"))}]
+        show(out, "run 1 (cold)", runs[0])
+        return finish(args, out, root, runs)
     workdir = Path(tempfile.mkdtemp(prefix="encoderflow-overhead-"))
     if args.tiny:
         from builders import flow_project
@@ -181,10 +205,22 @@ def main() -> None:
                 reset(root)
             wall, log = run_pipeline(root, args.overrides)
             runs.append({"run": i + 1, "kind": "warm" if i else "cold", **breakdown(root, wall, log)})
-            show(f"run {i + 1} ({runs[-1]['kind']})", runs[-1])
+            show(out, f"run {i + 1} ({runs[-1]['kind']})", runs[-1])
+        finish(args, out, root, runs)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def precision_of(root: Path) -> str | None:
+    """The precision the project's pretraining resolved (reports/pretrain.json), if it ran."""
+    import json
+
+    path = root / "reports" / "pretrain.json"
+    return json.loads(path.read_text()).get("precision") if path.is_file() else None
+
+
+def finish(args, out, root: Path, runs: list[dict]) -> None:
     headline = runs[1:] or runs  # the warm runs; the cold one when it is the only run
     med = {"runs": len(headline), "kind": headline[0]["kind"],
            "wall_s": statistics.median(b["wall"] for b in headline),
@@ -196,11 +232,10 @@ def main() -> None:
           f"ratio {med['overhead_share'] / TARGET:.2f})")
     print(f"load average {load:.1f}")
     if args.json:
-        from benchmarks import _report
-
-        out = _report.Report("pipeline_overhead")
-        out.results = {"project": f"tiny {args.tiny}" if args.tiny else "sample",
-            "overrides": args.overrides, "target_share": TARGET, "median": med,
+        out.results = {"project": str(args.existing) if args.existing else f"tiny {args.tiny}" if args.tiny
+                       else "sample", "overrides": args.overrides, "target_share": TARGET, "median": med,
+            "cold_wall_s": runs[0]["wall"] if runs[0]["kind"] == "cold" else None,
+            "precision": precision_of(root),
             "runs": [{**b, "rows": [dict(zip(("stage", "status", "wall_s", "compute_s"), r)) for r in b["rows"]]}
                      for b in runs]}
         out.write(args.json)
