@@ -33,15 +33,31 @@ def _teacher_name(src: Sources) -> str:
     return "teacher" + (f" ({init}, fine-tuned" + (f"; `{name}`" if name else "") + ")" if init else "")
 
 
+def _static_name(src: Sources) -> str:
+    name = ((src.report("register") or {}).get("static") or {}).get("model_name")
+    return "static student" + (f" (`{name}`)" if name else "")
+
+
+def _registered(src: Sources) -> dict[str, str]:
+    """frontier model name (or role: baseline) -> the registered model it became in this run's register stage ("" when it
+    was not registered: the baseline registers only when no neural model beats it)."""
+    r = src.report("register") or {}
+    out = {"transformer": r.get("model_name") if r.get("version") else ""}
+    for role in ("static", "teacher", "baseline"):
+        sub = r.get(role) or {}
+        out[role] = sub.get("model_name", "") if sub.get("version") else ""
+    return out
+
+
 def results(src: Sources, to_root: str) -> str:
     """The test split: every model and baseline in reports/metrics.json."""
     m = src.report("metrics")
     if not m:
         return not_measured(RUN, "no reports/metrics.json")
     prefixes = sorted({k.rsplit(".", 1)[0] for k in m if k.endswith((".accuracy", ".macro_f1"))})
-    order = ["model", "teacher", *BASELINES]
+    order = ["model", "static", "teacher", *BASELINES]
     prefixes = [p for p in order if p in prefixes] + [p for p in prefixes if p not in order]
-    names = {"model": _student_name(src), "teacher": _teacher_name(src), **BASELINES}
+    names = {"model": _student_name(src), "static": _static_name(src), "teacher": _teacher_name(src), **BASELINES}
     rows = [[names.get(p, p), num(m.get(f"{p}.accuracy")),
              ci(m.get(f"{p}.accuracy_ci_low"), m.get(f"{p}.accuracy_ci_high")),
              num(m.get(f"{p}.macro_f1")), num(m.get(f"{p}.roc_auc")), num(m.get(f"{p}.ece"))] for p in prefixes]
@@ -74,30 +90,43 @@ def _gate_text(reg: dict) -> str:
     return f"`{reg.get('model_name')}` version {reg['version']} → `@{reg.get('decision')}` ({reg.get('reason')})"
 
 
+def _prec(precision) -> str:
+    """Lightning's precision name as the docs write it: "32" -> "fp32"."""
+    return {"32": "fp32", "32-true": "fp32"}.get(str(precision), str(precision))
+
+
 def run(src: Sources, to_root: str) -> str:
     """What the teacher, pretrain, finetune and register stages of the committed run did."""
     rows = []
     t = src.report("teacher")
     if t and t.get("enabled", True):
-        rows.append(["teacher", f"{t.get('epochs')} epochs, {num(t.get('steps'), '{:,}')} steps, test accuracy "
+        base = (f"base sentence vectors in {num(t['base_vectors_s'], '{:,.0f}')} s; "
+                if t.get("base_vectors_s") is not None else "")
+        rows.append(["teacher", f"{base}{t.get('epochs')} epochs, {num(t.get('steps'), '{:,}')} steps, test accuracy "
                      f"{num(t.get('test_accuracy'))}; labelled {num(t.get('transfer_total'), '{:,}')} transfer "
-                     f"texts at {num(t.get('label_texts_per_s'), '{:,.0f}')} texts/s ({t.get('precision')})",
-                     num((t.get("train_wall_s") or 0) + (t.get("label_s") or 0), "{:,.0f}")])
+                     f"texts at {num(t.get('label_texts_per_s'), '{:,.0f}')} texts/s ({_prec(t.get('precision'))})",
+                     num(sum(t.get(k) or 0 for k in ("base_vectors_s", "train_wall_s", "label_s")), "{:,.0f}")])
     p = src.report("pretrain")
     if p:
         rows.append(["pretrain", f"{num(p.get('steps'), '{:,}')} steps (stopped by {p.get('stopped_by')}), final loss "
                      f"train {num(p.get('final_train_loss'))} / val {num(p.get('final_val_loss'))}, "
-                     f"{num(p.get('tokens_per_s'), '{:,.0f}')} tokens/s ({p.get('precision')})",
+                     f"{num(p.get('tokens_per_s'), '{:,.0f}')} tokens/s ({_prec(p.get('precision'))})",
                      num(p.get("wall_seconds"), "{:,.0f}")])
     f = src.report("finetune")
     if f:
         distilled = "distilled from the teacher" if (f.get("distill") or {}).get("used") else "gold labels"
         rows.append(["finetune", f"{f.get('epochs')} epochs, {num(f.get('steps'), '{:,}')} steps over "
                      f"{num(f.get('train_rows'), '{:,}')} rows ({distilled}), best val accuracy "
-                     f"{num(f.get('best_val_acc'))} ({f.get('precision')})", num(f.get("wall_s"), "{:,.0f}")])
+                     f"{num(f.get('best_val_acc'))} ({_prec(f.get('precision'))})", num(f.get("wall_s"), "{:,.0f}")])
+        st = f.get("static") or {}
+        if st:
+            rows.append(["finetune (static)", f"{st.get('epochs')} epochs, {num(st.get('steps'), '{:,}')} steps over "
+                         f"the same rows, best val accuracy {num(st.get('best_val_acc'))}",
+                         num(st.get("wall_s"), "{:,.0f}")])
     r = src.report("register")
     if r:
-        gates = [_gate_text(r)] + ([_gate_text(r["teacher"])] if (r.get("teacher") or {}).get("enabled") else [])
+        gates = [_gate_text(r)] + [_gate_text(r[k]) for k in ("static", "teacher")
+                                   if (r.get(k) or {}).get("model_name") and (r[k].get("enabled", True))]
         rows.append(["register", "; ".join(gates), "—"])
     if not rows:
         return not_measured(RUN, "no stage reports under reports/")
@@ -124,12 +153,14 @@ def frontier(src: Sources, to_root: str) -> str:
     fr = src.report("frontier")
     if not fr:
         return not_measured(RUN, "no reports/frontier.json (the evaluate stage writes it)")
-    rows = []
+    rows, done = [], _registered(src) if src.report("register") else None
     for mod in fr.get("models") or []:
         acc_ci = mod.get("accuracy_ci") or [None, None]
         params = mod.get("params")
-        rows.append([FRONTIER_NAMES.get(mod.get("name"), mod.get("name")),
-                     f"`{mod['registered_as']}`" if mod.get("registered_as") else "—",
+        name = mod.get("registered_as")
+        if name and done is not None and done.get(mod.get("name"), done.get(mod.get("role"))) != name:  # not registered
+            name = None
+        rows.append([FRONTIER_NAMES.get(mod.get("name"), mod.get("name")), f"`{name}`" if name else "—",
                      mod.get("served") or "—", num(mod.get("accuracy")), ci(*acc_ci), num(mod.get("macro_f1")),
                      num(mod.get("texts_per_s"), "{:,.0f}"), num(mod.get("p50_ms"), "{:.1f}"),
                      num(None if params is None else params / 1e6, "{:.2f}"), num(mod.get("disk_mb"), "{:.1f}"),

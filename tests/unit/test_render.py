@@ -77,7 +77,10 @@ def test_check_mode_names_the_stale_page_and_exits_1(tmp_path):
         shutil.copytree(src, tmp_path / rel) if src.is_dir() else shutil.copy(src, tmp_path / rel)
     shutil.copytree(ROOT / "reports", tmp_path / "reports")
     results = tmp_path / "docs" / "results.md"
-    results.write_text(results.read_text(encoding="utf-8").replace("| 0.792 |", "| 0.999 |"), encoding="utf-8")
+    acc = f"| {json.loads((ROOT / 'reports' / 'metrics.json').read_text())['model.accuracy']:.3f} |"
+    page = results.read_text(encoding="utf-8")
+    assert acc in page  # the committed run's student accuracy, as the results table shows it
+    results.write_text(page.replace(acc, "| 0.999 |"), encoding="utf-8")
     cmd = [sys.executable, str(ROOT / "docs" / "render.py"), "--root", str(tmp_path)]
     out = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
     assert out.returncode == 1 and "docs/results.md" in out.stderr, out.stderr
@@ -109,6 +112,25 @@ def test_frontier_table_names_models_marks_the_front_and_its_lineage(render, tmp
     assert "commit `abc1234`" in text and "2026-12-07 12:00 UTC" in text and "AMD EPYC 9R14 (bf16)" in text
     assert "1,296 test texts at batch 64" in text
     assert "frontier.png" not in text  # no plot on disk, no image
+
+
+def test_frontier_names_only_what_register_registered(render, tmp_path):
+    """registered_as is the name a model WOULD get; the table shows it only when register.json says
+    that version exists (the bag-of-words baseline registers only when no neural model beats it)."""
+    base = {"name": "tfidf_lr", "role": "baseline", "registered_as": "encoderflow-baseline", "served": "sklearn",
+            "accuracy": 0.77, "accuracy_ci": [0.75, 0.79], "macro_f1": 0.76, "pareto": False}
+    write(tmp_path, "reports/frontier.json", {**FRONTIER, "models": [*FRONTIER["models"], base]})
+    write(tmp_path, "reports/register.json", {
+        "model_name": "encoderflow", "version": "1", "baseline": {"registered": False},
+        "teacher": {"model_name": "encoderflow-teacher", "version": "1", "enabled": True}})
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in rendered(render, tmp_path, "frontier").splitlines()
+            if line.startswith("| ")}
+    assert rows["TF-IDF + LR"].startswith("| TF-IDF + LR | — | sklearn |")
+    assert "`encoderflow-teacher`" in rows["teacher"]
+    write(tmp_path, "reports/register.json", {"baseline": {"model_name": "encoderflow-baseline", "version": "2"}})
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in rendered(render, tmp_path, "frontier").splitlines()
+            if line.startswith("| ")}
+    assert "`encoderflow-baseline`" in rows["TF-IDF + LR"] and rows["teacher"].startswith("| teacher | — |")
 
 
 def test_frontier_embeds_its_plot_when_it_exists(render, tmp_path):
