@@ -178,4 +178,39 @@ def frontier(src: Sources, to_root: str) -> str:
     return "\n\n".join(x for x in parts if x)
 
 
-BLOCKS = {"results": results, "speed": speed, "run": run, "behaviour": behaviour, "frontier": frontier}
+# Issue #21's targets for the students of the default run: (frontier name, most points under the
+# teacher, least texts/s as a multiple of the teacher's). Both must also beat every baseline.
+TARGETS = (("transformer", 2.0, 4.0), ("static", 4.0, 50.0))
+
+
+def targets(src: Sources, to_root: str) -> str:
+    """Each student against its targets (TARGETS), from reports/frontier.json."""
+    fr = src.report("frontier")
+    if not fr:
+        return not_measured(RUN, "no reports/frontier.json (the evaluate stage writes it)")
+    by = {m.get("name"): m for m in fr.get("models") or []}
+    teacher = by.get("teacher") or {}
+    base = [m for m in by.values() if m.get("role") == "baseline" and m.get("accuracy") is not None]
+    best = max(base, key=lambda m: m["accuracy"]) if base else None
+    rows = []
+    for name, max_gap, min_speed in TARGETS:
+        m = by.get(name)
+        if not m or teacher.get("accuracy") is None:
+            continue
+        gap = 100 * (teacher["accuracy"] - m["accuracy"])
+        speed = (m["texts_per_s"] / teacher["texts_per_s"]) if m.get("texts_per_s") and teacher.get("texts_per_s") \
+            else None
+        over = None if best is None else 100 * (m["accuracy"] - best["accuracy"])
+        rows.append([FRONTIER_NAMES.get(name, name), f"{gap:.1f} (≤ {max_gap:.1f}: {'met' if gap <= max_gap else 'missed'})",
+                     "—" if speed is None else f"{speed:.1f}× (≥ {min_speed:.0f}×: {'met' if speed >= min_speed else 'missed'})",
+                     "—" if over is None else f"{over:+.1f} over {FRONTIER_NAMES.get(best['name'], best['name'])} "
+                     f"({'met' if over > 0 else 'missed'})", "✓" if m.get("pareto") else "no"])
+    if not rows:
+        return not_measured(RUN, "no student and teacher in reports/frontier.json")
+    return "\n\n".join([table(["student", "points under the teacher", "texts/s vs the teacher",
+                                "vs the best baseline", "on the front"], rows),
+                         source_line(["reports/frontier.json"], fr.get("lineage"), "reports/frontier.json")])
+
+
+BLOCKS = {"results": results, "speed": speed, "run": run, "behaviour": behaviour, "frontier": frontier,
+          "targets": targets}

@@ -260,3 +260,15 @@ def test_the_examples_in_the_renderer_and_the_benchmark_helpers_hold(render, mon
     for module in (render_io, render_bench, _lineage, _report):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_targets_block_scores_each_student_against_the_issue_targets(render, tmp_path):
+    def model(name, role, acc, tps):
+        return {"name": name, "role": role, "accuracy": acc, "texts_per_s": tps, "pareto": name != "nbsvm"}
+    write(tmp_path, "reports/frontier.json", {"lineage": LINEAGE, "models": [
+        model("nbsvm", "baseline", 0.770, 9000.0), model("teacher", "teacher", 0.830, 100.0),
+        model("transformer", "student", 0.815, 450.0), model("static", "student", 0.765, 6000.0)]})
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in rendered(render, tmp_path, "targets").splitlines()
+            if line.startswith("| ")}
+    assert "| 1.5 (≤ 2.0: met) | 4.5× (≥ 4×: met) | +4.5 over NB-LR (met) | ✓ |" in rows["transformer student"]
+    assert "| 6.5 (≤ 4.0: missed) | 60.0× (≥ 50×: met) | -0.5 over NB-LR (missed) |" in rows["static student"]
