@@ -15,6 +15,7 @@ OUT = "reports/benchmarks"
 # not listed runs as `python benchmarks/NAME.py --json reports/benchmarks/NAME.json`.
 ARGS = {
     "serve": "--threads 1 2",
+    "serve_load": "--torch-venv",
     "predict_load": "--model models/finetuned --rows 10000 100000 200000",
     "corpus_scale": "--sizes 20 210 2100",
     "quality": "--project .",
@@ -46,16 +47,19 @@ def _tables(data: dict, pick: slice = slice(None)) -> list[str]:
     return out
 
 
-def _footer(name: str, data: dict) -> list[str]:
-    rel = f"{OUT}/{name}.json"
+def _footer(name: str, data: dict, rel: str | None = None) -> list[str]:
+    rel = rel or f"{OUT}/{name}.json"
     return [wrap(f"Command: `{data.get('command') or command(name)}`"), source_line([rel], data.get("lineage"), rel)]
 
 
 def bench(name: str, src: Sources, to_root: str, pick: slice = slice(None)) -> str:
-    data = src.bench(name)
-    if data is None:
+    """NAME.json's tables, then those of each variant NAME-*.json (e.g. pipeline_overhead-fp32.json:
+    the same script run with other settings), each with its command and lineage."""
+    files = [(rel, data) for rel, data in src.benches(name)
+             if rel.rsplit("/", 1)[-1][len(name):] == ".json" or rel.rsplit("/", 1)[-1][len(name)] == "-"]
+    if not files:
         return not_measured(command(name))
-    return "\n\n".join([*_tables(data, pick), *_footer(name, data)])
+    return "\n\n".join(part for rel, data in files for part in [*_tables(data, pick), *_footer(name, data, rel)])
 
 
 def label_efficiency(src: Sources, to_root: str) -> str:

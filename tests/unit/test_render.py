@@ -272,3 +272,14 @@ def test_targets_block_scores_each_student_against_the_issue_targets(render, tmp
             if line.startswith("| ")}
     assert "| 1.5 (≤ 2.0: met) | 4.5× (≥ 4×: met) | +4.5 over NB-LR (met) | ✓ |" in rows["transformer student"]
     assert "| 6.5 (≤ 4.0: missed) | 60.0× (≥ 50×: met) | -0.5 over NB-LR (missed) |" in rows["static student"]
+
+
+def test_a_bench_block_renders_the_file_and_its_variants_but_not_a_longer_name(render, tmp_path):
+    def bench(title):
+        return {"lineage": LINEAGE, "tables": [{"title": title, "columns": ["a"], "rows": [["1"]]}]}
+    write(tmp_path, "reports/benchmarks/serve.json", bench("base"))
+    write(tmp_path, "reports/benchmarks/serve-fp32.json", bench("variant"))
+    write(tmp_path, "reports/benchmarks/serve_load.json", bench("another script"))
+    text = rendered(render, tmp_path, "bench:serve")
+    assert "base:" in text and "variant:" in text and "another script" not in text
+    assert "`reports/benchmarks/serve-fp32.json`" in text
