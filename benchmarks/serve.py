@@ -117,7 +117,7 @@ def measure(prepared: dict, threads: list[int], texts: list, rounds: int, calls:
     """{model: {threads: {variant: {"batch_tps": median, "p50_ms", "p99_ms"}}}}, rounds interleaved."""
     import torch
 
-    from components.registry.onnx_pyfunc import OnnxClassifier
+    from components.registry.onnx_runtime import OnnxClassifier
 
     out: dict = {}
     for t in threads:
@@ -239,7 +239,7 @@ def main() -> None:
         print(f"texts: {args.n} per pass; {args.calls} single calls x {args.rounds} rounds; threads {args.threads}",
               flush=True)
         results = measure(prepared, args.threads, texts, args.rounds, args.calls, minilm)
-        from components.registry.onnx_pyfunc import OnnxClassifier
+        from components.registry.onnx_runtime import OnnxClassifier
 
         acc = {name: {"torch": accuracy(p["clf"], test_texts, gold),
                       **{v: accuracy(OnnxClassifier(f), test_texts, gold) for v, f in p["folders"].items()}}

@@ -40,22 +40,38 @@ class FolderModel:
     def __init__(self, folder: Path):
         from types import SimpleNamespace
 
-        from components.registry import onnx_pyfunc
-        from components.registry.publish import _signature
+        from components.registry.onnx_runtime import OnnxClassifier, is_export
 
-        if onnx_pyfunc.is_export(folder):
-            self.impl = onnx_pyfunc.OnnxModel()
+        if is_export(folder):  # onnx_runtime, not the pyfunc module: no MLflow import (~2 s cold)
+            self.classifier = OnnxClassifier(folder)
         else:
             from components.registry.pyfunc import EncoderflowModel
 
-            self.impl = EncoderflowModel()
-        self.impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
-        clf = self.impl.classifier  # the signature its registered version would get (pair_model reads it)
-        inputs = _signature(clf.labels, clf.task, clf.biencoder is not None).inputs
+            impl = EncoderflowModel()
+            impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
+            self.classifier = impl.classifier
+        clf = self.classifier  # the inputs its registered version's signature names (pair_model reads them)
+        inputs = _Inputs(clf.task == "pair", clf.task == "pair" and clf.biencoder is None)
         self.metadata = SimpleNamespace(get_input_schema=lambda: inputs)
 
     def predict(self, data, params: dict | None = None):
-        return self.impl.predict(None, data, params)
+        from components.registry.frames import respond
+
+        return respond(self.classifier, data, params)  # what both pyfuncs' predict does
+
+
+class _Inputs:
+    """The input names of publish._signature (text, + text_pair for pair: optional with a
+    bi-encoder), without building an MLflow schema (importing MLflow costs ~2 s)."""
+
+    def __init__(self, pair: bool, pair_required: bool):
+        self.pair, self.pair_required = pair, pair_required
+
+    def input_names(self) -> list[str]:
+        return ["text", "text_pair"] if self.pair else ["text"]
+
+    def required_input_names(self) -> list[str]:
+        return ["text", "text_pair"] if self.pair_required else ["text"]
 
 
 def load_folder(folder: str | Path):

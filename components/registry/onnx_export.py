@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from components.core.errors import DataError, EncoderflowError, first_line
-from components.registry import onnx_pyfunc as served
+from components.registry import onnx_runtime as served
 
 FORMATS = ("onnx",)
 PROBE_TOLERANCE = 1e-4  # max |p_onnx - p_torch| on probe texts (fp32 exports only)

@@ -94,7 +94,7 @@ def export_onnx(rc, cand: Candidate, texts: list, work: Path) -> None:
     """register.serving onnx: export cand's folder into work/<role> and hold the export to torch
     on the test texts, before anything is registered (refused above register.onnx_tolerance)."""
     from components.registry import onnx_export
-    from components.registry.onnx_pyfunc import OnnxClassifier
+    from components.registry.onnx_runtime import OnnxClassifier
 
     clf = onnx_export.load_torch(cand.folder)
     out = work / cand.role

@@ -24,7 +24,7 @@ import torch
 from builders import onnx_models as om
 from components.registry import onnx_export
 from components.registry.frames import respond
-from components.registry.onnx_pyfunc import CONFIG, GRAPH, OnnxClassifier
+from components.registry.onnx_runtime import CONFIG, GRAPH, OnnxClassifier
 
 TOL = 1e-4
 

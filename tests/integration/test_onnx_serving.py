@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from components.core.errors import DataError
 from components.registry import onnx_export
-from components.registry.onnx_pyfunc import CONFIG, GRAPH
+from components.registry.onnx_runtime import CONFIG, GRAPH
 
 from builders import tiny_pipeline
 from builders.tiny_pipeline import register, registry_client

@@ -1,0 +1,31 @@
+"""A local model folder names the same inputs as its registered version's MLflow signature
+(registry/load.py builds them without importing MLflow, which keeps `encoderflow predict` on an
+ONNX export fast to start)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.registry.load import _Inputs
+from components.registry.publish import _signature
+
+
+@pytest.mark.parametrize(("task", "bi_encoder"), [("single_label", False), ("multi_label", False),
+                                                  ("pair", False), ("pair", True)])
+def test_folder_inputs_match_the_registered_signature(task, bi_encoder):
+    schema = _signature(["a", "b"], task, bi_encoder).inputs
+    mine = _Inputs(task == "pair", task == "pair" and not bi_encoder)
+    assert mine.input_names() == schema.input_names()
+    assert mine.required_input_names() == schema.required_input_names()
+
+
+def test_scoring_an_export_folder_imports_neither_mlflow_nor_torch():
+    """The predict path of an ONNX export (load.FolderModel -> onnx_runtime): a fresh interpreter,
+    since this test process has both imported already."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from components.registry import load, onnx_runtime, frames, predict; "
+            "print(sorted(m for m in ('mlflow', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
