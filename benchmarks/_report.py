@@ -67,6 +67,7 @@ class Report:
         self.results: dict = {}
         self.tables: list[dict] = []
         self.lineage_root: Path = ROOT  # whose commit the lineage names
+        self.lineage_code: dict = {}  # git_commit / git_dirty of the code measured, when not lineage_root's HEAD
 
     def table(self, title: str, columns: list[str], rows: list[list], show_title: bool = True) -> str:
         """Print `title` (when show_title) and the table; keep both. Cells are kept as printed (str)."""
@@ -78,7 +79,8 @@ class Report:
 
     def payload(self, threads: int | None = None) -> dict:
         return {"benchmark": self.benchmark, "command": command(),
-                "lineage": _lineage.lineage(threads=threads, root=self.lineage_root), "results": self.results, "tables": self.tables}
+                "lineage": {**_lineage.lineage(threads=threads, root=self.lineage_root), **self.lineage_code},
+                "results": self.results, "tables": self.tables}
 
     def write(self, path: Path | None, threads: int | None = None) -> dict | None:
         """Write the file atomically (a temp file, then a rename); None without a path."""

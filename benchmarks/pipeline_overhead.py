@@ -196,7 +196,7 @@ def main() -> None:
         if args.log is None or args.wall is None:
             ap.error("--existing needs --log FILE and --wall SECONDS")
         root = args.existing.resolve()
-        out.lineage_root = root
+        out.lineage_root, out.lineage_code = root, run_code(root)
         runs = [{"run": 1, "kind": "cold", **breakdown(root, args.wall, args.log.read_text(errors="replace"))}]
         show(out, "run 1 (cold)", runs[0])
         return finish(args, out, root, runs)
@@ -220,6 +220,18 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_code(root: Path) -> dict:
+    """The commit the project's run was made from: register's git tags (reports/register.json), since
+    the clone's HEAD may have moved on (its reports committed) after the run."""
+    import json
+
+    path = root / "reports" / "register.json"
+    tags = json.loads(path.read_text()).get("tags", {}) if path.is_file() else {}
+    if "encoderflow.git_sha" not in tags:
+        return {}
+    return {"git_commit": tags["encoderflow.git_sha"], "git_dirty": tags.get("encoderflow.git_dirty") == "true"}
 
 
 def precision_of(root: Path) -> str | None:
