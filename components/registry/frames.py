@@ -21,6 +21,18 @@ PAIR = "text_pair"
 PROB = "prob_"
 
 
+def input_columns(task: str, bi_encoder: bool = False) -> list[tuple[str, bool]]:
+    """(name, required) of every input column of a registered version's signature: `text`, and
+    for pair also `text_pair`, optional with a bi-encoder (whose `embedding` reads single texts).
+
+    >>> input_columns("pair")
+    [('text', True), ('text_pair', True)]
+    >>> input_columns("pair", bi_encoder=True)
+    [('text', True), ('text_pair', False)]
+    """
+    return [(TEXT, True)] + [(PAIR, not bi_encoder)] * (task == "pair")
+
+
 def to_texts(model_input) -> list[str]:
     """Normalize any accepted input to a list of strings (None -> "").
 

@@ -51,7 +51,7 @@ class FolderModel:
             impl.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
             self.classifier = impl.classifier
         clf = self.classifier  # the inputs its registered version's signature names (pair_model reads them)
-        inputs = _Inputs(clf.task == "pair", clf.task == "pair" and clf.biencoder is None)
+        inputs = _Inputs(clf.task, getattr(clf, "biencoder", None) is not None)
         self.metadata = SimpleNamespace(get_input_schema=lambda: inputs)
 
     def predict(self, data, params: dict | None = None):
@@ -61,17 +61,19 @@ class FolderModel:
 
 
 class _Inputs:
-    """The input names of publish._signature (text, + text_pair for pair: optional with a
-    bi-encoder), without building an MLflow schema (importing MLflow costs ~2 s)."""
+    """The input names of a registered version's signature (frames.input_columns) without
+    building an MLflow schema (importing MLflow costs ~2 s)."""
 
-    def __init__(self, pair: bool, pair_required: bool):
-        self.pair, self.pair_required = pair, pair_required
+    def __init__(self, task: str, bi_encoder: bool):
+        from components.registry.frames import input_columns
+
+        self.columns = input_columns(task, bi_encoder)
 
     def input_names(self) -> list[str]:
-        return ["text", "text_pair"] if self.pair else ["text"]
+        return [name for name, _ in self.columns]
 
     def required_input_names(self) -> list[str]:
-        return ["text", "text_pair"] if self.pair_required else ["text"]
+        return [name for name, required in self.columns if required]
 
 
 def load_folder(folder: str | Path):

@@ -93,12 +93,14 @@ def _signature(labels: list[str], task: str = "single_label", bi_encoder: bool =
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array
 
+    from components.registry.frames import input_columns
+
     if task == "multi_label":  # the label set of each text (a list of names)
         outputs = [ColSpec(Array("string"), "labels")]
     else:
         outputs = [ColSpec("string", "label"), ColSpec("long", "label_id")]
     outputs += [ColSpec("double", f"prob_{name}") for name in labels]
-    inputs = [ColSpec("string", "text")] + [ColSpec("string", "text_pair", required=not bi_encoder)] * (task == "pair")
+    inputs = [ColSpec("string", name, required=required) for name, required in input_columns(task, bi_encoder)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs),
                           params=ParamSchema([ParamSpec("output", "string", "label"),
                                               ParamSpec("batch_size", "long", 64)]))

@@ -10,13 +10,17 @@ from components.registry.load import _Inputs
 from components.registry.publish import _signature
 
 
-@pytest.mark.parametrize(("task", "bi_encoder"), [("single_label", False), ("multi_label", False),
-                                                  ("pair", False), ("pair", True)])
-def test_folder_inputs_match_the_registered_signature(task, bi_encoder):
+@pytest.mark.parametrize(("task", "bi_encoder", "names", "required"), [
+    ("single_label", False, ["text"], ["text"]),
+    ("multi_label", False, ["text"], ["text"]),
+    ("pair", False, ["text", "text_pair"], ["text", "text_pair"]),
+    ("pair", True, ["text", "text_pair"], ["text"]),  # a bi-encoder embeds single texts
+])
+def test_folder_inputs_match_the_registered_signature(task, bi_encoder, names, required):
     schema = _signature(["a", "b"], task, bi_encoder).inputs
-    mine = _Inputs(task == "pair", task == "pair" and not bi_encoder)
-    assert mine.input_names() == schema.input_names()
-    assert mine.required_input_names() == schema.required_input_names()
+    mine = _Inputs(task, bi_encoder)
+    assert schema.input_names() == mine.input_names() == names
+    assert schema.required_input_names() == mine.required_input_names() == required
 
 
 def test_scoring_an_export_folder_imports_neither_mlflow_nor_torch():
