@@ -123,3 +123,18 @@ def test_padded_lstm_computes_the_packed_lstm():
     with torch.no_grad():
         (s_ref, p_ref), (s_new, p_new) = enc(ids, mask), padded(ids, mask)
     assert torch.allclose(s_new, s_ref, atol=1e-6) and torch.allclose(p_new, p_ref, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["transformer", "pair"])
+def test_tokenizing_in_chunks_answers_the_same(exported, monkeypatch, case):
+    """A request bigger than ENCODE_CHUNK is tokenized a chunk at a time (bounded memory): each
+    text still gets the probabilities and vectors it gets in one pass, in input order."""
+    from components.registry import onnx_runtime
+
+    _, (texts, _), fp32, _ = exported(case)
+    onnx = OnnxClassifier(fp32)
+    whole_p, whole_v = onnx.predict_proba(texts), onnx.embed(texts)
+    monkeypatch.setattr(onnx_runtime, "ENCODE_CHUNK", 37)  # 600 texts: 17 chunks, the last partial
+    assert np.abs(onnx.predict_proba(texts) - whole_p).max() <= 1e-6
+    assert np.abs(onnx.embed(texts) - whole_v).max() <= 1e-6
