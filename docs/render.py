@@ -41,9 +41,11 @@ BLOCK = re.compile(r"^(?P<open><!-- render:(?P<name>[\w:.-]+) -->\n)(?P<body>.*?
 
 
 def block_function(name: str):
-    fn = render_results.BLOCKS.get(name) or render_data.BLOCKS.get(name) or render_bench.block(name)
+    fn = (render_results.BLOCKS.get(name) or render_results.domain_block(name) or render_data.BLOCKS.get(name)
+          or render_bench.block(name))
     if fn is None:
-        known = sorted([*render_results.BLOCKS, *render_data.BLOCKS, "bench:NAME", "label_efficiency", "quickstart"])
+        known = sorted([*render_results.BLOCKS, *render_data.BLOCKS, "bench:NAME", "domain:NAME", "label_efficiency",
+                        "quickstart"])
         raise RenderError(f"unknown block '{name}' (known: {', '.join(known)})")
     return fn
 

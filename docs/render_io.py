@@ -24,9 +24,14 @@ class RenderError(Exception):
 class Sources:
     """The JSON files under a project root, read once each."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, reports: str = "reports"):
         self.root = Path(root)
+        self.reports = reports  # the folder of the run's reports, relative to the root
         self._cache: dict[str, dict | None] = {}
+
+    def run_at(self, reports: str) -> "Sources":
+        """The same project, with another run's reports (a folder like reports/domains/NAME)."""
+        return Sources(self.root, reports)
 
     def json(self, rel: str) -> dict | None:
         """The parsed file at `rel` (a path relative to the root), None when it does not exist."""
@@ -42,7 +47,7 @@ class Sources:
         return self._cache[rel]
 
     def report(self, name: str) -> dict | None:
-        return self.json(f"reports/{name}.json")
+        return self.json(f"{self.reports}/{name}.json")
 
     def bench(self, name: str) -> dict | None:
         return self.json(f"reports/benchmarks/{name}.json")

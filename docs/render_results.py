@@ -173,8 +173,8 @@ def frontier(src: Sources, to_root: str) -> str:
                   "accurate and faster."),
              table(["model", "registered as", "served", "accuracy", "95% CI", "macro-F1", "texts/s", "p50 ms",
                     "params (M)", "disk MB", "train s", "front"], rows),
-             source_line(["reports/frontier.json"], fr.get("lineage"), "reports/frontier.json"),
-             image(src, "reports/plots/frontier.png", "accuracy against texts/s of every model", to_root)]
+             source_line([f"{src.reports}/frontier.json"], fr.get("lineage"), f"{src.reports}/frontier.json"),
+             image(src, f"{src.reports}/plots/frontier.png", "accuracy against texts/s of every model", to_root)]
     return "\n\n".join(x for x in parts if x)
 
 
@@ -210,6 +210,53 @@ def targets(src: Sources, to_root: str) -> str:
     return "\n\n".join([table(["student", "points under the teacher", "texts/s vs the teacher",
                                 "vs the best baseline", "on the front"], rows),
                          source_line(["reports/frontier.json"], fr.get("lineage"), "reports/frontier.json")])
+
+
+DOMAINS = "reports/domains"  # reports/domains/NAME/: the reports of a run on another dataset
+
+
+def _champions(src: Sources, fr: dict) -> str:
+    """Which models of a run took @champion, against the best baseline (issue #21's "any data" target)."""
+    reg, by = src.report("register") or {}, {m.get("name"): m for m in fr.get("models") or []}
+    roles = {"transformer": reg, **{r: reg.get(r) or {} for r in ("static", "teacher", "baseline")}}
+    champs = []
+    for role, r in roles.items():
+        if r.get("decision") == "champion" and r.get("model_name"):
+            acc = (r.get("gate") or {}).get("accuracy")
+            champs.append((acc if acc is not None else -1.0, f"`{r['model_name']}@champion` ({num(acc)})"))
+    base = [m for m in by.values() if m.get("role") == "baseline" and m.get("accuracy") is not None]
+    best = max(base, key=lambda m: m["accuracy"]) if base else None
+    if not champs:
+        return wrap("No model took `@champion` in this run.")
+    top = max(a for a, _ in champs)
+    line = f"Champions: {', '.join(t for _, t in sorted(champs, reverse=True))}."
+    if best is not None:
+        ok = top >= best["accuracy"] - 1e-9
+        line += (f" Best baseline: {FRONTIER_NAMES.get(best['name'], best['name'])} ({num(best['accuracy'])}); "
+                 f"the best champion is at least as accurate: {'met' if ok else 'missed'}.")
+    if (reg.get("baseline") or {}).get("reason"):
+        line += f" Baseline registration: {reg['baseline']['reason']}."
+    return wrap(line)
+
+
+def domain_block(name: str):
+    """The block `domain:NAME`: the frontier of the run whose reports are in reports/domains/NAME/."""
+    if not (name.startswith("domain:") and name[7:].replace("-", "_").isidentifier()):
+        return None
+    folder = f"{DOMAINS}/{name[7:]}"
+
+    def block(src: Sources, to_root: str) -> str:
+        sub = src.run_at(folder)
+        fr, ing = sub.report("frontier"), sub.report("ingest") or {}
+        if not fr:
+            return not_measured(RUN, f"no {folder}/frontier.json (copy the run's reports/ there)")
+        counts = ing.get("label_counts", {}).get("train") or {}
+        splits = ing.get("splits") or {}
+        data = wrap(f"{num(splits.get('train'), '{:,}')} train, {num(splits.get('val'), '{:,}')} val and "
+                    f"{num(splits.get('test'), '{:,}')} test texts in {len(counts) or '—'} classes "
+                    f"(`{ing.get('source', '?')}`).")
+        return "\n\n".join([data, frontier(sub, to_root), _champions(sub, fr)])
+    return block
 
 
 BLOCKS = {"results": results, "speed": speed, "run": run, "behaviour": behaviour, "frontier": frontier,

@@ -283,3 +283,30 @@ def test_a_bench_block_renders_the_file_and_its_variants_but_not_a_longer_name(r
     text = rendered(render, tmp_path, "bench:serve")
     assert "base:" in text and "variant:" in text and "another script" not in text
     assert "`reports/benchmarks/serve-fp32.json`" in text
+
+
+def test_a_domain_block_renders_that_runs_frontier_and_says_whether_a_champion_beats_the_baselines(render, tmp_path):
+    """`domain:NAME` renders reports/domains/NAME/ (another dataset's run) like the sample's frontier,
+    with the data's size and the "any data" target: the best @champion against the best baseline."""
+    run = "reports/domains/speeches"
+    write(tmp_path, f"{run}/frontier.json", FRONTIER)
+    write(tmp_path, f"{run}/plots/frontier.png", "png")
+    write(tmp_path, f"{run}/ingest.json", {"source": "file:data/incoming/s.csv",
+                                             "splits": {"train": 900, "val": 110, "test": 112},
+                                             "label_counts": {"train": {"a": 500, "b": 400}}})
+    write(tmp_path, f"{run}/register.json", {
+        "model_name": "encoderflow", "decision": "challenger", "gate": {"accuracy": 0.70},
+        "teacher": {"model_name": "encoderflow-teacher", "version": "1", "decision": "champion",
+                    "gate": {"accuracy": 0.829}},
+        "baseline": {"registered": False, "reason": "a neural model of the run beats every baseline"}})
+    write(tmp_path, "reports/frontier.json", {**FRONTIER, "models": []})  # the sample's run: not read
+    text = rendered(render, tmp_path, "domain:speeches")
+    flat = " ".join(text.split())  # prose wraps at docs/render_io.WIDTH
+    assert "900 train, 110 val and 112 test texts in 2 classes (`file:data/incoming/s.csv`)" in flat
+    assert "| NB-LR |" in text and f"`{run}/frontier.json`" in text and f"](../{run}/plots/frontier.png)" in text
+    assert "Champions: `encoderflow-teacher@champion` (0.829)." in flat
+    assert "Best baseline: NB-LR (0.768); the best champion is at least as accurate: met." in flat
+    write(tmp_path, f"{run}/register.json", {"model_name": "encoderflow", "decision": "challenger"})
+    assert "No model took `@champion` in this run." in rendered(render, tmp_path, "domain:speeches")
+    assert "Not yet measured: no reports/domains/other/frontier.json" in " ".join(
+        rendered(render, tmp_path, "domain:other").split())
