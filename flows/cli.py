@@ -65,6 +65,8 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
     In a DVC repo each stage runs through `dvc repro`, so dvc.lock records the
     run and `dvc repro` afterwards is a no-op; --set values are written into
     params.yaml there (DVC reads that file). Elsewhere stages run in-process.
+    When `dvc status` finds nothing changed (and there is no --set or --force), the
+    run says so and ends without starting Prefect: no flow or MLflow run is recorded.
     One run per project at a time: a second one exits at once with
     "pipeline already running (pid N)" (lock: .encoderflow/run.lock)."""
     env.configure()
@@ -72,9 +74,13 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
     try:
         cfg = load(params, set_)
         from components.core import runlock, tracking
-        from flows import pipeline
+        from flows import pipeline, stage_dvc
 
         with runlock.hold("."):  # a second run is refused here, before Prefect starts
+            if not (force or set_) and params.resolve() == Path("params.yaml").resolve() \
+                    and stage_dvc.up_to_date("."):
+                typer.echo(UP_TO_DATE)
+                return
             tracking.check_server(cfg.project, Path(".").resolve())  # a dead server: one line, in seconds
             outcome = pipeline.run_local(".", str(params), tuple(set_ or ()), force=force)
         from components.core.redact import redact
@@ -84,6 +90,10 @@ def run(params: Path = ParamsOpt, set_: Optional[List[str]] = SetOpt,
             fail(EncoderflowError(outcome.message))
     except EncoderflowError as e:
         fail(e)
+
+
+UP_TO_DATE = ("Pipeline up to date: `dvc status` finds no stage, parameter or data changed, so nothing ran "
+              "and no Prefect or MLflow run was recorded. `encoderflow run --force` runs every stage again.")
 
 
 @app.command()

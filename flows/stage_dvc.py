@@ -40,6 +40,17 @@ def is_dvc_repo(root: str | Path) -> bool:
     return (Path(root) / ".dvc").is_dir()
 
 
+def up_to_date(root: str | Path) -> bool:
+    """True when `root` is a DVC repo in which `dvc status` finds nothing changed: no stage's
+    deps, params or outs, and no tracked data (DVC's public `Repo.status`)."""
+    if not is_dvc_repo(root):
+        return False
+    from dvc.repo import Repo
+
+    with contextlib.chdir(root), Repo(str(root)) as repo:
+        return not repo.status()
+
+
 @contextlib.contextmanager
 def _environ(extra: dict[str, str]):
     """os.environ plus `extra` while the block runs (DVC passes os.environ to the command)."""

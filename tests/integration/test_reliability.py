@@ -135,6 +135,14 @@ def test_second_run_is_refused_while_the_first_completes(tmp_path):
     assert [r.info.status for r in runs if r.info.run_name == "pipeline"] == ["FINISHED"]
     assert sorted(r.info.run_name for r in runs if r.info.run_name != "pipeline") == sorted(NAMES)
 
+    # Nothing changed: the next run says so from `dvc status` and starts neither Prefect nor MLflow.
+    from flows.cli import UP_TO_DATE
+
+    before = (root / "dvc.lock").read_bytes()
+    again = fp.encoderflow(root, "run", timeout=120)
+    assert again.returncode == 0 and again.stdout.strip() == UP_TO_DATE, again.stdout + again.stderr
+    assert len(_mlflow_runs(root)) == len(runs) and (root / "dvc.lock").read_bytes() == before
+
 
 # --- 2. a failing stage ----------------------------------------------------------------
 
