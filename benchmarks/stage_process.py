@@ -57,7 +57,8 @@ def build(root: Path, rows: int, steps: int) -> None:
         "pretrain": {"max_steps": steps, "batch_size": pre.batch_size, "seq_len": pre.seq_len,
                      "precision": pre.precision, "checkpoint_every": steps, "val_every": steps},
     })
-    fp.sh(root, "dvc", "repro", "tokenize")
+    for stage in ("tokenize", "teacher"):  # pretrain's inputs (data/teacher: the base vectors, none here)
+        fp.sh(root, "dvc", "repro", stage)
 
 
 def reset(root: Path) -> None:
