@@ -234,8 +234,9 @@ def _champions(src: Sources, fr: dict) -> str:
         ok = top >= best["accuracy"] - 1e-9
         line += (f" Best baseline: {FRONTIER_NAMES.get(best['name'], best['name'])} ({num(best['accuracy'])}); "
                  f"the best champion is at least as accurate: {'met' if ok else 'missed'}.")
-    if (reg.get("baseline") or {}).get("reason"):
-        line += f" Baseline registration: {reg['baseline']['reason']}."
+    why = (reg.get("baseline") or {}).get("note") or (reg.get("baseline") or {}).get("reason")
+    if why:
+        line += f" Register: {why}" + ("" if why.endswith(".") else ".")
     return wrap(line)
 
 

@@ -267,8 +267,8 @@ def run(cfg: Params, paths: Paths) -> dict:
         if baseline is not None and not any(beats_baselines(c, metrics, floors, metric) for c in neural):
             best = f"{baseline.init} {metrics.get(f'{baseline.prefix}.{metric}', float('nan')):.4f}"
             others = ", ".join(f"{c.role} {metrics.get(f'{c.prefix}.{metric}', float('nan')):.4f}" for c in neural)
-            baseline_note = (f"no neural model of this run beats the best baseline ({best}; {others}): "
-                             f"registering {baseline.init} as {baseline.name}")
+            baseline_note = (f"no neural model of this run beats every baseline on test ({others}): registering "
+                             f"the baseline with the best val {metric}, {best} on test, as {baseline.name}")
             print(f"register: {baseline_note}", flush=True)
             register_all([baseline])
             # no baseline floors: it was picked among them on val (its champion and floor_accuracy still apply)

@@ -306,6 +306,7 @@ def test_a_domain_block_renders_that_runs_frontier_and_says_whether_a_champion_b
     assert "| NB-LR |" in text and f"`{run}/frontier.json`" in text and f"](../{run}/plots/frontier.png)" in text
     assert "Champions: `encoderflow-teacher@champion` (0.829)." in flat
     assert "Best baseline: NB-LR (0.768); the best champion is at least as accurate: met." in flat
+    assert "Register: a neural model of the run beats every baseline." in flat
     write(tmp_path, f"{run}/register.json", {"model_name": "encoderflow", "decision": "challenger"})
     assert "No model took `@champion` in this run." in rendered(render, tmp_path, "domain:speeches")
     assert "Not yet measured: no reports/domains/other/frontier.json" in " ".join(
