@@ -20,6 +20,7 @@ ARGS = {
     "corpus_scale": "--sizes 20 210 2100",
     "quality": "--project .",
     "label_efficiency": "--project .",
+    "levers": "--project .",
     "pipeline_overhead": "--runs 1",
 }
 FP32 = "--set teacher.precision=32 --set pretrain.precision=32 --set finetune.precision=32"
