@@ -41,8 +41,6 @@ LEVERS = {
         ("longer distillation: 8 epochs", ["finetune.static.max_epochs=8"]),
         ("no vector term", ["finetune.distill.vector_weight=0"]),
         ("no distillation: gold labels only", ["finetune.distill.enabled=false"]),
-        ("batch 256", ["finetune.static.batch_size=256"]),
-        ("no MLP: a linear head", ["finetune.static.mlp_size=0"]),
     ],
     "transformer": [
         ("longer distillation: 8 epochs", ["finetune.max_epochs=8"]),
