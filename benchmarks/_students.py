@@ -73,7 +73,7 @@ def accuracy(probs, y) -> float:
 
 
 def fit(cfg, root: Path, init: str, tag: str):
-    """finetune's fit_classifier (the stage's training) in `root`; (classifier, seconds)."""
+    """finetune's fit_classifier (the stage's training) in `root`; (classifier, seconds, epochs run)."""
     from components.core.paths import Paths
     from components.training.fit_classifier import fit_classifier
 
@@ -84,4 +84,4 @@ def fit(cfg, root: Path, init: str, tag: str):
     print(f"[{time.strftime('%H:%M:%S')}] fit {tag}: {res.epochs} epochs, {res.steps} steps, "
           f"best val F1 {res.best_val_f1 if res.best_val_f1 is None else round(res.best_val_f1, 4)}, "
           f"{seconds:.1f} s", flush=True)
-    return res.classifier, seconds
+    return res.classifier, seconds, res.epochs

@@ -224,7 +224,7 @@ def run_cell(ws, args, rows: set[str], frac: float, seed: int, pretrained: dict[
             if encoder is not None:  # models/pretrained -> that row's cached encoder
                 paths.pretrained.unlink()
                 paths.pretrained.symlink_to(pretrained[encoder])
-            clf, _ = S.fit(cfg, root, init, f"bench-le-{row}")
+            clf, _, _ = S.fit(cfg, root, init, f"bench-le-{row}")
             acc[row] = S.accuracy(clf.predict_proba(test_x), test_y)
     out["seconds"] = time.perf_counter() - t0
     if not args.keep:

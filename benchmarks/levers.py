@@ -15,7 +15,8 @@ Each lever is a name and one or more KEY=VALUE overrides on top of the project's
 (and --set). The anchor row is the recipe with no lever. Every row trains the student the way
 the finetune stage does (`fit_classifier`; the static student through finetune's own
 `static_params`), with the same seed, and is scored on the whole test split with evaluate's
-metric code (accuracy with its bootstrap CI, macro-F1) and on the val split. One seed per row:
+metric code (accuracy with its bootstrap CI, macro-F1) and on the val split. Early stopping
+(finetune.patience) applies as in the stage, so a row may run fewer epochs than it allows. One seed per row:
 a difference inside the anchor's CI is noise. A lever that fails (a bad value) is a row that
 says so; the others still run.
 """
@@ -107,7 +108,7 @@ def measure(args) -> None:
             row = {"lever": name, "set": sets}
             try:
                 cfg, init = student_cfg(ws, args.student, sets)
-                clf, seconds = S.fit(cfg, ws.root, init, f"lever-{i}")
+                clf, seconds, epochs = S.fit(cfg, ws.root, init, f"lever-{i}")
             except (EncoderflowError, ValueError) as e:
                 row["error"] = str(e).splitlines()[0]
                 print(f"{name}: failed: {row['error']}", flush=True)
@@ -117,7 +118,7 @@ def measure(args) -> None:
                                        bootstrap_samples=base.evaluate.bootstrap_samples, seed=base.project.seed)
             row.update(accuracy=m["accuracy"], accuracy_ci=[m["accuracy_ci_low"], m["accuracy_ci_high"]],
                        macro_f1=m["macro_f1"], val_accuracy=S.accuracy(clf.predict_proba(val_x), val_y),
-                       train_s=round(seconds, 1))
+                       epochs=epochs, train_s=round(seconds, 1))
             print(f"[{time.strftime('%H:%M:%S')}] {name}: test {row['accuracy']:.4f} "
                   f"val {row['val_accuracy']:.4f}", flush=True)
             rows.append(row)
@@ -134,14 +135,15 @@ def report(args, base, rows: list[dict], n_test: int) -> None:
     for r in rows:
         how = ", ".join(f"`--set {s}`" for s in r["set"]) or "params.yaml as it is"
         if "error" in r:
-            table.append([r["lever"], how, f"failed: {r['error']}", "", "", ""])
+            table.append([r["lever"], how, f"failed: {r['error']}", "", "", "", ""])
             continue
         lo, hi = r["accuracy_ci"]
         delta = "anchor" if r is rows[0] else ("" if anchor is None else f"{100 * (r['accuracy'] - anchor):+.1f}")
         table.append([r["lever"], how, f"{r['accuracy']:.3f} ({lo:.3f}–{hi:.3f})", f"{r['val_accuracy']:.3f}",
-                      delta, f"{r['train_s']:.0f}"])
+                      delta, r["epochs"], f"{r['train_s']:.0f}"])
+    columns = ["lever", "how", "test accuracy (CI)", "val accuracy", "points vs anchor", "epochs run", "train s"]
     out.table(f"{args.student} student: test accuracy ({n_test} texts, 95% bootstrap CI), one seed per row",
-              ["lever", "how", "test accuracy (CI)", "val accuracy", "points vs anchor", "train s"], table)
+              columns, table)
     out.write(args.json, threads=_threads())
 
 

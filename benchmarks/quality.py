@@ -204,7 +204,7 @@ def measure(ws, args, shapes, modes) -> None:
             inits = [("pretrained", name)] + ([("random", f"{name}, random init")] if args.random_init else [])
             for init, label in inits:
                 tag = f"bench-{shape.name}-{'distill' if distill else 'gold'}-{init}"
-                clf, seconds = S.fit(cfg, ws.root, init, tag)
+                clf, seconds, _ = S.fit(cfg, ws.root, init, tag)
                 timings[f"finetune {label}"] = seconds
                 clf.save(ws.root / "bench" / "quality" / tag)
                 scored[label] = score(clf.predict_proba(test_x))

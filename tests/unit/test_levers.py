@@ -27,7 +27,7 @@ def test_a_malformed_lever_is_one_error_line(text):
 
 
 def test_the_table_compares_each_lever_with_the_anchor_and_keeps_a_failed_one(tmp_path):
-    row = {"accuracy_ci": [0.7, 0.8], "macro_f1": 0.7, "train_s": 12.34}
+    row = {"accuracy_ci": [0.7, 0.8], "macro_f1": 0.7, "epochs": 4, "train_s": 12.34}
     rows = [{"lever": levers.ANCHOR, "set": [], "accuracy": 0.75, "val_accuracy": 0.76, **row},
             {"lever": "more", "set": ["finetune.static.max_epochs=8"], "accuracy": 0.7625, "val_accuracy": 0.77,
              **row},
@@ -37,7 +37,7 @@ def test_the_table_compares_each_lever_with_the_anchor_and_keeps_a_failed_one(tm
     data = json.loads(out.read_text())
     assert data["results"]["levers"] == rows and data["results"]["student"] == "static"
     table = data["tables"][0]["rows"]
-    assert table[0] == [levers.ANCHOR, "params.yaml as it is", "0.750 (0.700–0.800)", "0.760", "anchor", "12"]
+    assert table[0] == [levers.ANCHOR, "params.yaml as it is", "0.750 (0.700–0.800)", "0.760", "anchor", "4", "12"]
     assert table[1][1] == "`--set finetune.static.max_epochs=8`" and table[1][4] == "+1.2"
     assert table[2][2] == "failed: expected an integer >= 1"
 
