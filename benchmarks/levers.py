@@ -144,13 +144,7 @@ def report(args, base, rows: list[dict], n_test: int) -> None:
     columns = ["lever", "how", "test accuracy (CI)", "val accuracy", "points vs anchor", "epochs run", "train s"]
     out.table(f"{args.student} student: test accuracy ({n_test} texts, 95% bootstrap CI), one seed per row",
               columns, table)
-    out.write(args.json, threads=_threads())
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+    out.write(args.json)  # the lineage's threads: torch's, as set by --threads
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its tokenize.py would shadow the stdlib module
 from benchmarks import _common as C  # noqa: E402
+from benchmarks import _lineage  # noqa: E402
 from benchmarks import _report  # noqa: E402
 from benchmarks import _shapes  # noqa: E402
 from benchmarks import _students as S  # noqa: E402
@@ -248,7 +249,7 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
     out.table(f"Student frontier ({n_test} test texts; pretraining {steps} steps per shape; fine-tuning "
               f"max {args.epochs or ft.max_epochs} epochs, lr {ft.lr:g}, distill alpha {ft.distill.alpha:g}, "
               f"T {ft.distill.temperature:g}, loss {ft.distill.loss}; speed: {n_timed} test texts, batch 64, "
-              f"{args.rounds} rounds, torch threads {_threads()})",
+              f"{args.rounds} rounds, torch threads {_lineage.torch_threads()})",
               ["shape", "params (M)", "distill", "test accuracy", "NB-LR accuracy", "teacher accuracy",
                "student texts/s", "teacher texts/s", "× teacher", "frontier"], rows)
 
@@ -286,13 +287,7 @@ def report(ws, args, base, steps, scored, students, tps, teacher, n_timed, timin
         print(line)
     print("\ntime (s): " + ", ".join(f"{k} {v:.0f}" for k, v in {**ws.stage_seconds, **timings}.items()))
     out.results["seconds"] = {**ws.stage_seconds, **timings}
-    out.write(args.json, threads=_threads())
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+    out.write(args.json)  # the lineage's threads: torch's, as set by --threads
 
 
 def main() -> None:
