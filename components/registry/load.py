@@ -116,12 +116,16 @@ def _is_encoder_only(config: Path) -> bool:
 
 def load_model(uri: str):
     """The model to score with: `load_folder` for a local path, else mlflow.pyfunc.load_model,
-    with a one-line error for a bad URI."""
+    with a one-line error for a bad URI. One-shot scoring skips the warm-up of a version that
+    has one (the ONNX pyfunc's, for a server: registry/onnx_pyfunc.py)."""
     if is_local(uri):
         return load_folder(uri)
     import mlflow
 
     try:
-        return mlflow.pyfunc.load_model(uri)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)  # what load_model does first
+        flavor = mlflow.models.Model.load(local).flavors.get(mlflow.pyfunc.FLAVOR_NAME, {})
+        config = flavor.get(mlflow.pyfunc.MODEL_CONFIG) or {}  # the model_config it was logged with
+        return mlflow.pyfunc.load_model(local, model_config={"warm_up": False} if "warm_up" in config else None)
     except Exception as e:  # noqa: BLE001 - MlflowException, OSError, ... all mean "no such model"
         raise EncoderflowError(f"model {uri!r} could not be loaded ({first_line(e, 200)})") from None

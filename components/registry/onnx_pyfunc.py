@@ -44,6 +44,11 @@ class OnnxModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         self.classifier = OnnxClassifier(context.artifacts["model"])
+        # A served model takes its largest batch's memory now, not on its first large request
+        # (OnnxClassifier.warm_up); one-shot scoring opts out with model_config={"warm_up": False}.
+        self.warmed_up = bool((getattr(context, "model_config", None) or {}).get("warm_up", True))
+        if self.warmed_up:
+            self.classifier.warm_up()
 
     # The pd.DataFrame hint: as in registry/pyfunc.py, MLflow keeps the logged signature.
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from components.core.errors import DataError
-from components.registry.onnx_tokens import TOKENS_PER_ROW, batch_rows, encode, pad_rows, sep_token_id
+from components.registry.onnx_tokens import (
+    PAD_MULTIPLE,
+    TOKENS_PER_ROW,
+    batch_rows,
+    encode,
+    pad_rows,
+    sep_token_id,
+)
 
 KIND = "encoderflow.onnx"
 FORMAT = 1
@@ -95,6 +102,19 @@ class OnnxNet:
                 result[start + np.asarray(idx)] = values
         return result if result is not None else np.zeros((0, 0), dtype=np.float32)
 
+    def warm_up(self, batch_size: int = 64) -> None:
+        """Run the largest batches `run` can form, so ONNX Runtime's memory arena (which keeps
+        what it once grew to) reaches its high-water mark before the first request: the most
+        tokens (batch_size * TOKENS_PER_ROW, as batch_rows bounds them) at the widest padded
+        width (max_length; the most attention memory) and at TOKENS_PER_ROW. A server's RSS
+        at ready is then its RSS after any request (benchmarks/serve_load.py)."""
+        budget = batch_size * TOKENS_PER_ROW
+        widest = -(-self.max_length // PAD_MULTIPLE) * PAD_MULTIPLE
+        for width in sorted({min(TOKENS_PER_ROW, widest), widest}):
+            rows = max(1, min(batch_size, budget // width))
+            ids = np.full((rows, width), self.pad_id, dtype=np.int64)
+            self.session.run([self.meta["outputs"][0]], {INPUTS[0]: ids, INPUTS[1]: np.ones_like(ids)})
+
 
 class OnnxBiEncoder:
     """A pair model's bi-encoder: single texts -> unit vectors [N, H] (BiEncoder's interface)."""
@@ -136,6 +156,13 @@ class OnnxClassifier:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self.net.run(texts, "probs", batch_size)
+
+    def warm_up(self) -> None:
+        """Grow ONNX Runtime's memory arena to its high-water mark now (OnnxNet.warm_up):
+        what a server calls at load, so its memory does not climb on the first large request."""
+        self.net.warm_up()
+        if self.biencoder is not None:
+            self.biencoder.net.warm_up()
 
     def embed(self, texts: list, batch_size: int = 64) -> np.ndarray:
         """The pooled vectors [N, H] float32 the head reads."""

@@ -148,4 +148,6 @@ def log_pyfunc(paths: Paths, model_name: str, labels: list[str], backbone_kind: 
             input_example=pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]} if task == "pair"
                                        else {"text": EXAMPLE_TEXTS}),
             registered_model_name=model_name,
+            # the ONNX pyfunc warms up at load unless told otherwise (load.load_model: one-shot scoring)
+            model_config={"warm_up": True} if onnx_folder is not None else None,
         )

@@ -52,14 +52,13 @@ def _score(uri: str, texts: list[str], names: list, metric: str = "accuracy", la
            positive: str | None = None):
     """What the gate compares for `metric` (gate.score_rows: 0/1 correctness per test row, or
     per-row F1 counts) of the registered model at `uri` (one-line error if it fails)."""
-    import mlflow
-
     from components.core.errors import EncoderflowError
     from components.evaluation import gate
     from components.registry.client import _short
+    from components.registry.load import load_model
 
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        model = load_model(uri)  # mlflow.pyfunc.load_model, without a server's warm-up
         return gate.score_rows(model, texts, names, metric, labels, positive=positive)
     except Exception as e:  # noqa: BLE001 - a broken version must not leave a traceback
         raise EncoderflowError(f"cannot score {uri} on the test split ({_short(e)}); no alias was changed",

@@ -138,3 +138,44 @@ def test_tokenizing_in_chunks_answers_the_same(exported, monkeypatch, case):
     monkeypatch.setattr(onnx_runtime, "ENCODE_CHUNK", 37)  # 600 texts: 17 chunks, the last partial
     assert np.abs(onnx.predict_proba(texts) - whole_p).max() <= 1e-6
     assert np.abs(onnx.embed(texts) - whole_v).max() <= 1e-6
+
+
+class _Recorder:
+    """An ONNX Runtime session that records the shape of every input_ids it is run on."""
+
+    def __init__(self, session):
+        self.session, self.shapes = session, []
+
+    def run(self, outputs, feeds, *args):
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(outputs, feeds, *args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, max_length", [("transformer", None), ("pair", None), ("cnn", 250)])
+def test_warm_up_runs_the_largest_batches_and_changes_no_answer(exported, case, max_length):
+    """warm_up (what a served ONNX version runs at load) runs each graph on the largest batches
+    `run` can form (the most tokens batch_rows allows, at the widest padded width and at
+    TOKENS_PER_ROW), the bi-encoder's too; answers after it are those of a fresh session.
+    The CNN has no position table, so it also takes a width above the one it was trained at:
+    warmed as if for 250 tokens, it runs both widths."""
+    from components.model.tokens import PAD_MULTIPLE, TOKENS_PER_ROW, batch_rows
+
+    _, (texts, _), fp32, _ = exported(case)
+    before = OnnxClassifier(fp32).predict_proba(texts)
+    onnx = OnnxClassifier(fp32)
+    nets = [onnx.net] + ([onnx.biencoder.net] if onnx.biencoder is not None else [])
+    assert len(nets) == (2 if case == "pair" else 1)
+    trained = onnx.net.max_length
+    for net in nets:
+        net.session, net.max_length = _Recorder(net.session), max_length or trained
+    onnx.warm_up()
+    widest = -(-(max_length or trained) // PAD_MULTIPLE) * PAD_MULTIPLE
+    # the first batch batch_rows cuts from many texts of each of the two lengths
+    want = [(len(batch_rows([n] * 1000, 64, 64 * TOKENS_PER_ROW)[0]), n)
+            for n in sorted({min(TOKENS_PER_ROW, widest), widest})]
+    assert len(want) == (2 if max_length else 1)
+    for net in nets:
+        assert net.session.shapes == want
+        net.max_length = trained
+    assert np.abs(onnx.predict_proba(texts) - before).max() <= 1e-6

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from components.core.errors import DataError
 from components.registry import onnx_export
+from components.registry.load import load_model
 from components.registry.onnx_runtime import CONFIG, GRAPH
 
 from builders import tiny_pipeline
@@ -143,6 +144,9 @@ def test_onnx_version_serves_without_torch_and_predict_uses_it(proj, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"labels": ["positive", "negative"], "torch": []}
+    # served, it warms up at load (its logged model_config); one-shot scoring opts out
+    assert mlflow.pyfunc.load_model(f"models:/{NAME}/1").unwrap_python_model().warmed_up is True
+    assert load_model(f"models:/{NAME}/1").unwrap_python_model().warmed_up is False
 
     pd.DataFrame({"text": [t for t, _ in tiny_pipeline.sentences(30, seed=3)]}).to_csv("in.csv", index=False)
     champion, folder = scored(), scored("--model", "models/finetuned")  # default: @champion, the ONNX version
