@@ -3,14 +3,14 @@
     cd my-project && python /path/to/benchmarks/serve_load.py --json reports/serve_load.json
     python benchmarks/serve_load.py --model models:/encoderflow/4 --clients 1 8 32 --seconds 30
     python benchmarks/serve_load.py --torch-venv      # also size the torch serving venv
-    python benchmarks/serve_load.py --torch-venv --no-compile   # both venvs without bytecode, as slim images
+    python benchmarks/serve_load.py --torch-venv --slim   # both venvs as a slim image: no pip, no bytecode
 
 1. The version's own requirements (mlflow.pyfunc.get_model_dependencies) go into a FRESH venv
    (python -m venv + pip from the configured registry); its size on disk is measured, and
    with --torch-venv so is a venv of what a torch-served version pins (pyfunc.pip_requirements
    of the torch pyfunc's import walk). An ONNX version's requirements hold no torch.
-   --no-compile installs both without bytecode (pip install --no-compile); the .pyc share of
-   each venv is reported either way.
+   --slim builds both as a slim image is built (no pip inside, no bytecode: build_venv); the
+   .pyc share of each venv is reported either way.
 2. The version is downloaded (this MLflow reads the project's store; an ONNX version pins
    mlflow-skinny, which reads registries over HTTP only), and `mlflow models serve -m FOLDER
    --env-manager local --workers 1` runs entirely from that venv (its bin first on PATH:
@@ -61,22 +61,24 @@ def dir_mb(path: Path, suffix: str = "") -> float:
     return total / 2**20
 
 
-def build_venv(dest: Path, requirements: list[str], compile_bytecode: bool = True) -> dict:
-    """A fresh venv at `dest` with `requirements` pip-installed (compile_bytecode False: with
-    pip's --no-compile, no .pyc of the installed packages): {"seconds", "mb", "bytecode_mb",
-    "pip_no_compile", "requirements"}; bytecode_mb = the .pyc files among mb."""
+def build_venv(dest: Path, requirements: list[str], slim: bool = False) -> dict:
+    """A fresh venv at `dest` with `requirements` pip-installed: {"seconds", "mb", "bytecode_mb",
+    "slim", "requirements"}; bytecode_mb = the .pyc files among mb. slim: as a slim production
+    image is built: no pip inside (`python -m venv --without-pip`, installed into by this
+    interpreter's pip through --python, as uv builds venvs) and no bytecode of the installed
+    packages (pip install --no-compile; the server compiles what it imports when it starts)."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", *(["--without-pip"] if slim else []), str(dest)], check=True)
     req = dest / "requirements.txt"
     req.write_text("\n".join(requirements) + "\n", encoding="utf-8")
-    proc = subprocess.run([str(dest / "bin" / "python"), "-m", "pip", "install", "-q",
-                           *([] if compile_bytecode else ["--no-compile"]), "-r", str(req)],
-                          capture_output=True, text=True)
+    pip = ([sys.executable, "-m", "pip", "--python", str(dest / "bin" / "python"), "install", "--no-compile"] if slim
+           else [str(dest / "bin" / "python"), "-m", "pip", "install"])
+    proc = subprocess.run([*pip, "-q", "-r", str(req)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"error: pip install into {dest} failed:\n{proc.stderr[-2000:]}")
+    req.unlink()  # not part of the venv's size
     return {"seconds": round(time.perf_counter() - t0, 1), "mb": round(dir_mb(dest), 1),
-            "bytecode_mb": round(dir_mb(dest, ".pyc"), 1), "pip_no_compile": not compile_bytecode,
-            "requirements": requirements}
+            "bytecode_mb": round(dir_mb(dest, ".pyc"), 1), "slim": slim, "requirements": requirements}
 
 
 def model_requirements(uri: str) -> list[str]:
@@ -256,9 +258,9 @@ def main() -> None:
     ap.add_argument("--bad-timeout", type=float, default=60, help="a 200 later than this counts as a hang")
     ap.add_argument("--venv", type=Path, help="where to build the serving venv [default: a temp folder]")
     ap.add_argument("--torch-venv", action="store_true", help="also build the torch serving venv and size it")
-    ap.add_argument("--no-compile", action="store_true",
-                    help="pip install --no-compile into both venvs: no bytecode of the installed packages, as slim "
-                         "images are built (the server compiles only what it imports, when it starts)")
+    ap.add_argument("--slim", action="store_true",
+                    help="build both venvs as a slim image is built: without pip inside and without bytecode "
+                         "(pip install --no-compile); the server compiles only what it imports, when it starts")
     ap.add_argument("--server-env", action="append", default=None, metavar="KEY=VALUE",
                     help="environment of the server, repeatable [default: " + " ".join(SERVER_ENV) + ", the "
                          "glibc settings docs/serving.md recommends]; --server-env '' for none")
@@ -282,11 +284,11 @@ def main() -> None:
         out["torch_in_requirements"] = any(r.split("==")[0].lower() == "torch" for r in reqs)
         venv = args.venv or Path(tmp) / "serve-venv"
         print(f"building the serving venv from {uri}'s requirements: {', '.join(reqs)}", flush=True)
-        out["venv"] = build_venv(venv, reqs, compile_bytecode=not args.no_compile)
+        out["venv"] = build_venv(venv, reqs, slim=args.slim)
         print(f"  {out['venv']['mb']:.0f} MiB, built in {out['venv']['seconds']:.0f} s", flush=True)
         if args.torch_venv:
             out["torch_venv"] = build_venv(Path(tmp) / "torch-venv", torch_requirements(),
-                                           compile_bytecode=not args.no_compile)
+                                           slim=args.slim)
             ratio = out["venv"]["mb"] / out["torch_venv"]["mb"]
             print(f"  torch serving venv: {out['torch_venv']['mb']:.0f} MiB; this one is {ratio:.2f} of it "
                   f"(target <= 0.20: {'met' if ratio <= 0.2 else 'NOT met'})", flush=True)
@@ -333,10 +335,11 @@ def write_report(args, out: dict) -> None:
               ["request", "HTTP", "seconds", "server up after", "ok"],
               [[r["name"], r["status"], r["seconds"], "yes" if r["alive"] else "NO", "yes" if r["ok"] else "NO"]
                for r in out.get("bad_requests", [])])
-    how = "pip install --no-compile" if out["venv"].get("pip_no_compile") else "pip install, with bytecode"
+    how = "slim: no pip, no bytecode" if out["venv"].get("slim") else "pip's defaults"
 
     def size(v: dict) -> str:
-        return f"{v['mb']:.0f} MiB ({v['bytecode_mb']:.0f} MiB of it .pyc)" if "bytecode_mb" in v else f"{v['mb']:.0f} MiB"
+        pyc = f" ({v['bytecode_mb']:.0f} MiB of it .pyc)" if "bytecode_mb" in v else ""
+        return f"{v['mb']:.0f} MiB{pyc}"
 
     rows = [[f"serving venv (the version's own requirements; {how})", size(out["venv"]), ""]]
     if "torch_venv" in out:

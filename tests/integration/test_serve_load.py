@@ -48,7 +48,7 @@ def onnx_served(tmp_path_factory):
         sl = _serve_load()
         uri = "models:/encoderflow/1"
         venv = tmp_path_factory.mktemp("onnx-venv") / "venv"
-        info = sl.build_venv(venv, sl.model_requirements(uri), compile_bytecode=False)  # as slim images
+        info = sl.build_venv(venv, sl.model_requirements(uri), slim=True)  # no pip, no bytecode
         print(f"\ntorch-free serving venv: {info['mb']:.0f} MiB, built in {info['seconds']:.0f} s")
     finally:
         os.chdir(old)
@@ -60,8 +60,8 @@ def test_torch_free_server_takes_load_and_bad_requests(onnx_served, tmp_path):
     sl = _serve_load()
     assert "torch" not in {r.split("==")[0].lower() for r in info["requirements"]}
     assert not list(venv.glob("lib/python*/site-packages/torch")), "torch got into the serving venv"
-    # --no-compile: no bytecode of the installed packages (what .pyc is left is the venv's own pip's)
-    assert info["pip_no_compile"] and info["bytecode_mb"] < 0.1 * info["mb"], info
+    # slim: no pip in the venv and no bytecode of what was installed
+    assert info["slim"] and info["bytecode_mb"] == 0 and not (venv / "bin" / "pip").exists(), info
     connect(load_params(root / "params.yaml").project, root)  # this test's store, for the download
     with sl.serving(sl.download(uri, tmp_path / "model"), venv, tmp_path / "serve.log") as (port, pid):
         rss = sl.RssSampler(pid)
